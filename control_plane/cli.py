@@ -1,0 +1,90 @@
+"""The ``podium`` command: serve the API, migrate, and administer tenants."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Annotated
+
+import typer
+
+from control_plane import db
+from control_plane.migrate import apply_migrations
+from control_plane.tenants.service import create_tenant
+from shared.settings import ControlPlaneSettings
+
+app = typer.Typer(help="Podium: a slide-aware AI presenter.", no_args_is_help=True)
+admin = typer.Typer(
+    help="Tenant administration (talks to Postgres directly).", no_args_is_help=True
+)
+app.add_typer(admin, name="admin")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+) -> None:
+    """Run the control plane HTTP API."""
+    import uvicorn
+
+    from control_plane.app import create_app
+
+    settings = ControlPlaneSettings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level="info",
+        access_log=False,
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending database migrations."""
+
+    async def run() -> list[int]:
+        conn = await db.connect(ControlPlaneSettings().database_url.get_secret_value())
+        try:
+            return await apply_migrations(conn)
+        finally:
+            await conn.close()
+
+    applied = asyncio.run(run())
+    typer.echo(f"applied {len(applied)} migration(s): {applied}" if applied else "up to date")
+
+
+@admin.command("create-tenant")
+def create_tenant_cmd(
+    name: Annotated[str, typer.Argument(help="The tenant's display name.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+) -> None:
+    """Create a tenant and print its id and a new API key (shown only this once)."""
+
+    async def run() -> tuple[str, str]:
+        conn = await db.connect(ControlPlaneSettings().database_url.get_secret_value())
+        try:
+            await apply_migrations(conn)
+            tenant = await create_tenant(conn, name)
+        finally:
+            await conn.close()
+        return str(tenant.tenant_id), tenant.api_key
+
+    try:
+        tenant_id, api_key = asyncio.run(run())
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if as_json:
+        typer.echo(json.dumps({"tenant_id": tenant_id, "name": name.strip(), "api_key": api_key}))
+        return
+    typer.echo(f"tenant_id: {tenant_id}")
+    typer.echo(f"api_key:   {api_key}")
+    typer.echo("Store the key now: it is not shown again.", err=True)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,79 @@
+"""Request dependencies: one-line ``Annotated`` aliases for what routes need."""
+
+from __future__ import annotations
+
+from typing import Annotated, TypedDict
+from uuid import UUID
+
+import asyncpg
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from redis.asyncio import Redis
+
+from control_plane.errors import Unauthorized
+from control_plane.livekit_gateway import LiveKitGateway
+from control_plane.tenants.service import authenticate
+from shared.credentials import CredentialError, verify_session_credential
+from shared.settings import ControlPlaneSettings
+
+
+class AppState(TypedDict):
+    settings: ControlPlaneSettings
+    pool: asyncpg.Pool
+    redis: Redis
+    livekit: LiveKitGateway
+
+
+def _settings(request: Request) -> ControlPlaneSettings:
+    settings: ControlPlaneSettings = request.state.settings
+    return settings
+
+
+def _pool(request: Request) -> asyncpg.Pool:
+    pool: asyncpg.Pool = request.state.pool
+    return pool
+
+
+def _redis(request: Request) -> Redis:
+    redis: Redis = request.state.redis
+    return redis
+
+
+def _livekit(request: Request) -> LiveKitGateway:
+    gateway: LiveKitGateway = request.state.livekit
+    return gateway
+
+
+Settings = Annotated[ControlPlaneSettings, Depends(_settings)]
+Pool = Annotated[asyncpg.Pool, Depends(_pool)]
+RedisClient = Annotated[Redis, Depends(_redis)]
+LiveKit = Annotated[LiveKitGateway, Depends(_livekit)]
+
+_bearer = HTTPBearer(auto_error=False)
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def _tenant_id(pool: Pool, credentials: Bearer) -> UUID:
+    if credentials is None:
+        raise Unauthorized("Missing API key. Send 'Authorization: Bearer <api key>'.")
+    tenant_id = await authenticate(pool, credentials.credentials)
+    if tenant_id is None:
+        raise Unauthorized("The API key is not valid or has been revoked.")
+    return tenant_id
+
+
+TenantId = Annotated[UUID, Depends(_tenant_id)]
+
+
+def _worker_session_id(settings: Settings, credentials: Bearer) -> UUID:
+    if credentials is None:
+        raise Unauthorized("Missing worker credential.")
+    try:
+        return verify_session_credential(
+            settings.internal_secret.get_secret_value(), credentials.credentials
+        )
+    except CredentialError as exc:
+        raise Unauthorized("The worker credential is invalid or expired.") from exc
+
+
+WorkerSessionId = Annotated[UUID, Depends(_worker_session_id)]

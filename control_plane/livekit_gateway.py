@@ -1,0 +1,112 @@
+"""Everything the control plane asks of the LiveKit server: rooms, agent dispatches, tokens.
+
+Foreign exceptions are translated here, at the boundary, into :class:`UpstreamUnavailable`.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+import aiohttp
+from livekit import api
+
+from control_plane.errors import UpstreamUnavailable
+
+logger = logging.getLogger(__name__)
+
+Role = Literal["participant", "viewer"]
+
+
+class LiveKitGateway:
+    def __init__(
+        self, *, url: str, api_key: str, api_secret: str, agent_name: str, timeout_s: float = 5.0
+    ) -> None:
+        self.url = url
+        self._key = api_key
+        self._secret = api_secret
+        self._agent_name = agent_name
+        self._timeout_s = timeout_s
+        self._api: api.LiveKitAPI | None = None
+
+    async def __aenter__(self) -> LiveKitGateway:
+        # LiveKit's API speaks HTTP on the same port as its websocket.
+        http_url = self.url.replace("ws://", "http://").replace("wss://", "https://")
+        self._api = api.LiveKitAPI(http_url, self._key, self._secret, timeout=self._timeout())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._api is not None:
+            await self._api.aclose()
+            self._api = None
+
+    def _timeout(self) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(total=self._timeout_s)
+
+    @property
+    def _client(self) -> api.LiveKitAPI:
+        if self._api is None:
+            raise RuntimeError("LiveKitGateway used outside its context")
+        return self._api
+
+    async def create_room_with_agent(
+        self, *, room: str, empty_timeout_s: int, dispatch_metadata: str
+    ) -> None:
+        """Create the room with an explicit dispatch of the presenter, in one call.
+
+        Naming the agent in the room's own configuration also stops the server from adding its
+        implicit dispatch for unnamed (automatic) workers.
+        """
+        request = api.CreateRoomRequest(
+            name=room,
+            empty_timeout=empty_timeout_s,
+            max_participants=50,
+            agents=[api.RoomAgentDispatch(agent_name=self._agent_name, metadata=dispatch_metadata)],
+        )
+        try:
+            await self._client.room.create_room(request)
+        except (api.TwirpError, aiohttp.ClientError, TimeoutError) as exc:
+            logger.warning("livekit create_room failed", extra={"room": room})
+            raise UpstreamUnavailable(
+                "The media server did not accept the new room; try again shortly."
+            ) from exc
+
+    async def delete_room(self, room: str) -> None:
+        """Close the room: every participant, the agent included, is disconnected."""
+        try:
+            await self._client.room.delete_room(api.DeleteRoomRequest(room=room))
+        except api.TwirpError as exc:
+            if exc.status == 404 or exc.code == "not_found":
+                return  # already gone: ending is idempotent
+            raise UpstreamUnavailable("The media server did not close the room.") from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise UpstreamUnavailable("The media server did not close the room.") from exc
+
+    def participant_token(
+        self,
+        *,
+        room: str,
+        identity: str,
+        name: str | None,
+        role: Role,
+        ttl: timedelta,
+        session_id: str,
+    ) -> tuple[str, datetime]:
+        grants = api.VideoGrants(
+            room_join=True,
+            room=room,
+            can_subscribe=True,
+            can_publish=role != "viewer",
+            can_publish_data=role != "viewer",
+        )
+        token = (
+            api.AccessToken(self._key, self._secret)
+            .with_identity(identity)
+            .with_name(name or identity)
+            .with_grants(grants)
+            .with_ttl(ttl)
+            .with_attributes({"podium.role": role, "podium.session_id": session_id})
+        )
+        expires_at = datetime.now(UTC) + ttl
+        return token.to_jwt(), expires_at

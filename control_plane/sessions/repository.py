@@ -1,0 +1,107 @@
+"""SQL for sessions and their audit events. Every read is scoped to a tenant."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+_COLUMNS = (
+    "id, tenant_id, room, status, deck_id, participant_name, metadata, created_at, "
+    "started_at, ended_at, end_reason"
+)
+
+
+async def insert_session(
+    conn: asyncpg.Connection,
+    *,
+    session_id: UUID,
+    tenant_id: UUID,
+    room: str,
+    deck_id: UUID | None,
+    participant_name: str | None,
+    metadata: dict[str, Any],
+) -> asyncpg.Record:
+    row: asyncpg.Record = await conn.fetchrow(
+        f"""
+        INSERT INTO sessions (id, tenant_id, room, deck_id, participant_name, metadata)
+        VALUES ($1, $2, $3, $4, $5, $6)
+        RETURNING {_COLUMNS}
+        """,
+        session_id,
+        tenant_id,
+        room,
+        deck_id,
+        participant_name,
+        metadata,
+    )
+    return row
+
+
+async def get_for_tenant(
+    conn: asyncpg.Connection | asyncpg.Pool, tenant_id: UUID, session_id: UUID
+) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM sessions WHERE id = $1 AND tenant_id = $2",
+        session_id,
+        tenant_id,
+    )
+    return row
+
+
+async def get_by_id(
+    conn: asyncpg.Connection | asyncpg.Pool, session_id: UUID
+) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM sessions WHERE id = $1", session_id
+    )
+    return row
+
+
+async def mark_ended(
+    conn: asyncpg.Connection | asyncpg.Pool, session_id: UUID, reason: str
+) -> asyncpg.Record | None:
+    """End the session once; returns the row only if this call ended it."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"""
+        UPDATE sessions SET status = 'ended', ended_at = now(), end_reason = $2
+        WHERE id = $1 AND status <> 'ended'
+        RETURNING {_COLUMNS}
+        """,
+        session_id,
+        reason,
+    )
+    return row
+
+
+async def mark_started(conn: asyncpg.Connection | asyncpg.Pool, session_id: UUID) -> None:
+    await conn.execute(
+        """
+        UPDATE sessions SET status = 'active', started_at = now()
+        WHERE id = $1 AND status = 'created'
+        """,
+        session_id,
+    )
+
+
+async def insert_audit_event(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    tenant_id: UUID,
+    session_id: UUID | None,
+    actor: str,
+    type: str,
+    data: dict[str, Any],
+) -> None:
+    await conn.execute(
+        """
+        INSERT INTO audit_events (tenant_id, session_id, actor, type, data)
+        VALUES ($1, $2, $3, $4, $5)
+        """,
+        tenant_id,
+        session_id,
+        actor,
+        type,
+        data,
+    )

@@ -1,0 +1,54 @@
+"""/v1/sessions: what integrators call to start, inspect and end presentations."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, status
+
+from control_plane.deps import LiveKit, Pool, Settings, TenantId
+from control_plane.sessions.schemas import (
+    ParticipantToken,
+    SessionCreate,
+    SessionCreated,
+    SessionPublic,
+    TokenCreate,
+)
+from control_plane.sessions.service import SessionService
+
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+
+
+def _service(pool: Pool, livekit: LiveKit, settings: Settings) -> SessionService:
+    return SessionService(pool, livekit, settings)
+
+
+Service = Annotated[SessionService, Depends(_service)]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_session(
+    tenant_id: TenantId, service: Service, body: SessionCreate | None = None
+) -> SessionCreated:
+    """Create a session: its room, the presenter's dispatch, and a participant token."""
+    return await service.create(tenant_id, body or SessionCreate())
+
+
+@router.get("/{session_id}")
+async def get_session(tenant_id: TenantId, service: Service, session_id: UUID) -> SessionPublic:
+    return await service.get(tenant_id, session_id)
+
+
+@router.post("/{session_id}/tokens", status_code=status.HTTP_201_CREATED)
+async def create_token(
+    tenant_id: TenantId, service: Service, session_id: UUID, body: TokenCreate
+) -> ParticipantToken:
+    """Mint a token for another participant; a 'viewer' cannot publish."""
+    return await service.mint_token(tenant_id, session_id, body)
+
+
+@router.post("/{session_id}/end")
+async def end_session(tenant_id: TenantId, service: Service, session_id: UUID) -> SessionPublic:
+    """Close the room (the agent leaves with everyone else) and mark the session ended."""
+    return await service.end(tenant_id, session_id)

@@ -1,0 +1,72 @@
+"""Sessions API schemas, one per direction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.schemas import SessionStatus
+
+Role = Literal["participant", "viewer"]
+
+_IDENTITY = r"^[A-Za-z0-9_.:@-]{1,64}$"
+
+
+class ParticipantSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    identity: str | None = Field(
+        default=None,
+        pattern=_IDENTITY,
+        description="Stable id for the participant in the room (letters, digits, _ . : @ -; "
+        "at most 64). Generated when omitted.",
+    )
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    role: Role = Field(
+        default="participant",
+        description="'participant' may speak and navigate; 'viewer' may only watch and listen.",
+    )
+    ttl_seconds: int | None = Field(default=None, ge=60, le=86_400)
+
+
+class SessionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    deck_id: UUID | None = Field(default=None, description="The deck to present (decks: later).")
+    participant: ParticipantSpec = Field(default_factory=ParticipantSpec)
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="Your own key/values, returned as given."
+    )
+
+
+class TokenCreate(ParticipantSpec):
+    pass
+
+
+class ParticipantToken(BaseModel):
+    session_id: UUID
+    room: str
+    livekit_url: str
+    identity: str
+    role: Role
+    token: str
+    expires_at: datetime
+
+
+class SessionCreated(ParticipantToken):
+    pass
+
+
+class SessionPublic(BaseModel):
+    session_id: UUID
+    room: str
+    status: SessionStatus
+    deck_id: UUID | None
+    metadata: dict[str, Any]
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    end_reason: str | None

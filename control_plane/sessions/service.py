@@ -1,0 +1,189 @@
+"""Session lifecycle: create (record + room + agent dispatch + token), mint tokens, end."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import timedelta
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from control_plane.errors import NotFound, SessionEnded, UpstreamUnavailable
+from control_plane.livekit_gateway import LiveKitGateway
+from control_plane.sessions import repository
+from control_plane.sessions.schemas import (
+    ParticipantSpec,
+    ParticipantToken,
+    SessionCreate,
+    SessionCreated,
+    SessionPublic,
+)
+from shared.credentials import mint_session_credential
+from shared.schemas import DispatchMetadata, SessionContext
+from shared.settings import ControlPlaneSettings
+
+logger = logging.getLogger(__name__)
+
+
+def room_name(session_id: UUID) -> str:
+    return f"podium-{session_id}"
+
+
+def to_public(row: asyncpg.Record) -> SessionPublic:
+    return SessionPublic(
+        session_id=row["id"],
+        room=row["room"],
+        status=row["status"],
+        deck_id=row["deck_id"],
+        metadata=row["metadata"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        end_reason=row["end_reason"],
+    )
+
+
+def greeting_for(participant_name: str | None) -> str:
+    who = f", {participant_name}" if participant_name else ""
+    return (
+        f"Hello{who}! I'm Podium, your presenter for today. "
+        "Ask me anything at any time, and I'll do my best to help."
+    )
+
+
+class SessionService:
+    def __init__(
+        self, pool: asyncpg.Pool, livekit: LiveKitGateway, settings: ControlPlaneSettings
+    ) -> None:
+        self._pool = pool
+        self._livekit = livekit
+        self._settings = settings
+
+    async def create(self, tenant_id: UUID, body: SessionCreate) -> SessionCreated:
+        if body.deck_id is not None:
+            # Decks arrive with the decks API; until then no deck id can belong to the tenant.
+            raise NotFound(f"Deck {body.deck_id} was not found for this tenant.")
+        session_id = uuid4()
+        room = room_name(session_id)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await repository.insert_session(
+                conn,
+                session_id=session_id,
+                tenant_id=tenant_id,
+                room=room,
+                deck_id=body.deck_id,
+                participant_name=body.participant.name,
+                metadata=body.metadata,
+            )
+            await repository.insert_audit_event(
+                conn,
+                tenant_id=tenant_id,
+                session_id=session_id,
+                actor="api",
+                type="session.created",
+                data={"room": room},
+            )
+        credential = mint_session_credential(
+            self._settings.internal_secret.get_secret_value(),
+            session_id,
+            self._settings.worker_credential_ttl_seconds,
+        )
+        metadata = DispatchMetadata(session_id=session_id, credential=credential)
+        try:
+            await self._livekit.create_room_with_agent(
+                room=room,
+                empty_timeout_s=self._settings.room_empty_timeout_seconds,
+                dispatch_metadata=metadata.model_dump_json(),
+            )
+        except UpstreamUnavailable:
+            await repository.mark_ended(self._pool, session_id, "livekit_unavailable")
+            raise
+        token = self._mint(session_id, room, body.participant)
+        return SessionCreated(**token.model_dump())
+
+    async def get(self, tenant_id: UUID, session_id: UUID) -> SessionPublic:
+        return to_public(await self._load(tenant_id, session_id))
+
+    async def mint_token(
+        self, tenant_id: UUID, session_id: UUID, spec: ParticipantSpec
+    ) -> ParticipantToken:
+        row = await self._load(tenant_id, session_id)
+        if row["status"] == "ended":
+            raise SessionEnded(f"Session {session_id} has ended; create a new session.")
+        await repository.insert_audit_event(
+            self._pool,
+            tenant_id=tenant_id,
+            session_id=session_id,
+            actor="api",
+            type="token.minted",
+            data={"role": spec.role, "identity": spec.identity},
+        )
+        return self._mint(session_id, row["room"], spec)
+
+    async def end(
+        self, tenant_id: UUID, session_id: UUID, reason: str = "ended_by_api"
+    ) -> SessionPublic:
+        row = await self._load(tenant_id, session_id)
+        if row["status"] == "ended":
+            return to_public(row)
+        # Close the room first: if LiveKit refuses, the session stays live and the call can
+        # be retried.
+        await self._livekit.delete_room(row["room"])
+        ended = await repository.mark_ended(self._pool, session_id, reason)
+        if ended is None:  # a concurrent call ended it first
+            return to_public(await self._load(tenant_id, session_id))
+        await repository.insert_audit_event(
+            self._pool,
+            tenant_id=tenant_id,
+            session_id=session_id,
+            actor="api",
+            type="session.ended",
+            data={"reason": reason},
+        )
+        return to_public(ended)
+
+    async def context_for_worker(self, session_id: UUID) -> SessionContext:
+        row = await repository.get_by_id(self._pool, session_id)
+        if row is None:
+            raise NotFound(f"Session {session_id} was not found.")
+        return SessionContext(
+            session_id=row["id"],
+            tenant_id=row["tenant_id"],
+            room=row["room"],
+            status=row["status"],
+            deck_id=row["deck_id"],
+            participant_name=row["participant_name"],
+            greeting=greeting_for(row["participant_name"]),
+            created_at=row["created_at"],
+        )
+
+    async def mark_agent_joined(self, session_id: UUID) -> None:
+        await repository.mark_started(self._pool, session_id)
+
+    async def _load(self, tenant_id: UUID, session_id: UUID) -> asyncpg.Record:
+        row = await repository.get_for_tenant(self._pool, tenant_id, session_id)
+        if row is None:
+            raise NotFound(f"Session {session_id} was not found.")
+        return row
+
+    def _mint(self, session_id: UUID, room: str, spec: ParticipantSpec) -> ParticipantToken:
+        identity = spec.identity or f"user-{secrets.token_hex(4)}"
+        ttl = timedelta(seconds=spec.ttl_seconds or self._settings.token_ttl_seconds)
+        token, expires_at = self._livekit.participant_token(
+            room=room,
+            identity=identity,
+            name=spec.name,
+            role=spec.role,
+            ttl=ttl,
+            session_id=str(session_id),
+        )
+        return ParticipantToken(
+            session_id=session_id,
+            room=room,
+            livekit_url=self._livekit.url,
+            identity=identity,
+            role=spec.role,
+            token=token,
+            expires_at=expires_at,
+        )

@@ -1,0 +1,35 @@
+"""SQL for tenants and API keys."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import asyncpg
+
+
+async def insert_tenant(conn: asyncpg.Connection, name: str) -> UUID:
+    tenant_id: UUID = await conn.fetchval(
+        "INSERT INTO tenants (name) VALUES ($1) RETURNING id", name
+    )
+    return tenant_id
+
+
+async def insert_api_key(
+    conn: asyncpg.Connection, tenant_id: UUID, prefix: str, key_hash: bytes
+) -> UUID:
+    key_id: UUID = await conn.fetchval(
+        "INSERT INTO api_keys (tenant_id, prefix, key_hash) VALUES ($1, $2, $3) RETURNING id",
+        tenant_id,
+        prefix,
+        key_hash,
+    )
+    return key_id
+
+
+async def tenant_for_key_hash(
+    conn: asyncpg.Connection | asyncpg.Pool, key_hash: bytes
+) -> UUID | None:
+    tenant_id: UUID | None = await conn.fetchval(
+        "SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", key_hash
+    )
+    return tenant_id

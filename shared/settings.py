@@ -1,0 +1,91 @@
+"""Configuration for both services, read once from the environment at each composition root.
+
+Every variable is prefixed ``PODIUM_``. Defaults are the local, offline development stack that
+``scripts/dev`` starts; production must set real secrets (placeholders refuse to start).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_LIVEKIT_KEY = "devkey"
+# scripts/dev starts livekit-server with this pair (HS256 wants a secret of 32+ bytes).
+DEV_LIVEKIT_SECRET = "podium-dev-livekit-secret-not-for-production"
+DEV_INTERNAL_SECRET = "podium-dev-internal-secret-change-me"
+DEFAULT_AGENT_NAME = "podium-presenter"
+
+Environment = Literal["dev", "test", "prod"]
+
+
+class _Base(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PODIUM_", env_file=None, extra="ignore")
+
+    environment: Environment = "dev"
+
+    livekit_url: str = Field(
+        default="ws://127.0.0.1:7880",
+        description="LiveKit server URL as both services and clients reach it.",
+    )
+    livekit_api_key: str = DEV_LIVEKIT_KEY
+    livekit_api_secret: SecretStr = SecretStr(DEV_LIVEKIT_SECRET)
+    agent_name: str = Field(
+        default=DEFAULT_AGENT_NAME,
+        description="Name the worker registers under; sessions dispatch it explicitly.",
+    )
+    internal_secret: SecretStr = Field(
+        default=SecretStr(DEV_INTERNAL_SECRET),
+        description="Signs the session-scoped credentials the worker uses on the internal API.",
+    )
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets_in_prod(self) -> _Base:
+        if self.environment != "prod":
+            return self
+        placeholders = {
+            "PODIUM_LIVEKIT_API_SECRET": (self.livekit_api_secret, DEV_LIVEKIT_SECRET),
+            "PODIUM_INTERNAL_SECRET": (self.internal_secret, DEV_INTERNAL_SECRET),
+        }
+        bad = [
+            name for name, (value, dev) in placeholders.items() if value.get_secret_value() == dev
+        ]
+        if bad:
+            raise ValueError(
+                f"{', '.join(bad)} still hold the development placeholder; "
+                "set real secrets when PODIUM_ENVIRONMENT=prod"
+            )
+        if len(self.internal_secret.get_secret_value()) < 32:
+            raise ValueError("PODIUM_INTERNAL_SECRET must be at least 32 characters in prod")
+        return self
+
+
+class ControlPlaneSettings(_Base):
+    database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:54329/podium")
+    redis_url: str = "redis://127.0.0.1:63799/0"
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Base URL clients use to reach the control plane (join links).",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    db_pool_min: int = 2
+    db_pool_max: int = 10
+    token_ttl_seconds: int = Field(default=3600, ge=60, le=86_400)
+    room_empty_timeout_seconds: int = Field(default=300, ge=10)
+    worker_credential_ttl_seconds: int = Field(default=12 * 3600, ge=60)
+    apply_migrations_on_start: bool = True
+
+
+class WorkerSettings(_Base):
+    control_plane_url: str = "http://127.0.0.1:8000"
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8081, description="Health endpoint of the agent server.")
+    num_idle_processes: int = Field(default=1, ge=0, description="Prewarmed job processes.")
+    drain_timeout_seconds: int = Field(default=1800, ge=0)
+    tts_voice: str = Field(
+        default="piper:joe",
+        description="Offline TTS: 'piper:joe' (child process) or 'espeak' (fallback).",
+    )
+    request_timeout_seconds: float = 5.0

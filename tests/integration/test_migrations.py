@@ -1,0 +1,42 @@
+"""Migrations apply once and are recorded; re-running is a no-op."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import asyncpg
+
+from tests.conftest import ControlPlane, Stack
+
+
+def test_migrate_cli_reports_up_to_date(control_plane: ControlPlane) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "control_plane", "migrate"],
+        env=control_plane.env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert out.stdout.strip() == "up to date"
+
+
+async def test_schema_has_pgvector_and_recorded_versions(
+    stack: Stack, control_plane: ControlPlane
+) -> None:
+    conn = await asyncpg.connect(stack.postgres.url())
+    try:
+        versions = [r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")]
+        assert versions == [1]
+        ext = await conn.fetchval("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        assert ext == "0.8.6"
+        # API keys are stored as digests only.
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM information_schema.columns "
+                "WHERE table_name = 'api_keys' AND data_type = 'text' AND column_name LIKE '%key%'"
+            )
+            == 0
+        )
+    finally:
+        await conn.close()
