@@ -187,7 +187,8 @@ class Postgres:
     def _ensure_database(self, name: str) -> None:
         if not name.isidentifier():
             raise ValueError(f"database name must be a plain identifier, got {name!r}")
-        if self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'")  # noqa: S608 != "1":
+        query = f"SELECT 1 FROM pg_database WHERE datname = '{name}'"  # noqa: S608
+        if self._psql(query) != "1":
             self._psql(f'CREATE DATABASE "{name}"')
 
     def create_database(self, name: str) -> str:
