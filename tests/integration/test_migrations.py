@@ -7,13 +7,13 @@ import sys
 
 import asyncpg
 
-from tests.conftest import ControlPlane, Stack
+from shared.devstack.stack import EphemeralStack
 
 
-def test_migrate_cli_reports_up_to_date(control_plane: ControlPlane) -> None:
+def test_migrate_cli_reports_up_to_date(control_plane: EphemeralStack) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "control_plane", "migrate"],
-        env=control_plane.env,
+        env=control_plane.api_env,
         check=True,
         capture_output=True,
         text=True,
@@ -22,7 +22,7 @@ def test_migrate_cli_reports_up_to_date(control_plane: ControlPlane) -> None:
 
 
 async def test_schema_has_pgvector_and_recorded_versions(
-    stack: Stack, control_plane: ControlPlane
+    stack: EphemeralStack, control_plane: EphemeralStack
 ) -> None:
     conn = await asyncpg.connect(stack.postgres.url())
     try:

@@ -8,16 +8,16 @@ import httpx
 import pytest
 from livekit import api as lk
 
+from shared.devstack.stack import EphemeralStack, TenantKey
 from shared.schemas import DispatchMetadata
 from shared.settings import DEV_LIVEKIT_KEY, DEV_LIVEKIT_SECRET
-from tests.conftest import ControlPlane, Stack, Tenant, create_tenant
 
 
 def _claims(token: str) -> lk.Claims:
     return lk.TokenVerifier(DEV_LIVEKIT_KEY, DEV_LIVEKIT_SECRET).verify(token)
 
 
-async def _livekit(stack: Stack) -> lk.LiveKitAPI:
+async def _livekit(stack: EphemeralStack) -> lk.LiveKitAPI:
     return lk.LiveKitAPI(
         stack.livekit.url.replace("ws://", "http://"), DEV_LIVEKIT_KEY, DEV_LIVEKIT_SECRET
     )
@@ -31,7 +31,7 @@ async def test_probes_report_postgres_and_redis(api: httpx.AsyncClient) -> None:
 
 
 async def test_create_session_makes_room_dispatch_and_token(
-    api: httpx.AsyncClient, tenant: Tenant, stack: Stack
+    api: httpx.AsyncClient, tenant: TenantKey, stack: EphemeralStack
 ) -> None:
     resp = await api.post(
         "/v1/sessions",
@@ -67,7 +67,7 @@ async def test_create_session_makes_room_dispatch_and_token(
     assert got.json()["metadata"] == {"crm": "42"}
 
 
-async def test_viewer_token_cannot_publish(api: httpx.AsyncClient, tenant: Tenant) -> None:
+async def test_viewer_token_cannot_publish(api: httpx.AsyncClient, tenant: TenantKey) -> None:
     session = (await api.post("/v1/sessions", headers=tenant.headers, json={})).json()
     resp = await api.post(
         f"/v1/sessions/{session['session_id']}/tokens",
@@ -83,7 +83,7 @@ async def test_viewer_token_cannot_publish(api: httpx.AsyncClient, tenant: Tenan
 
 
 async def test_end_session_closes_room_and_refuses_new_tokens(
-    api: httpx.AsyncClient, tenant: Tenant, stack: Stack
+    api: httpx.AsyncClient, tenant: TenantKey, stack: EphemeralStack
 ) -> None:
     session = (await api.post("/v1/sessions", headers=tenant.headers, json={})).json()
     sid = session["session_id"]
@@ -127,9 +127,9 @@ async def test_requests_without_a_valid_key_are_401(
 
 
 async def test_other_tenants_sessions_answer_404(
-    api: httpx.AsyncClient, tenant: Tenant, control_plane: ControlPlane
+    api: httpx.AsyncClient, tenant: TenantKey, control_plane: EphemeralStack
 ) -> None:
-    other = create_tenant(control_plane, "globex")
+    other = control_plane.create_tenant("globex")
     session = (await api.post("/v1/sessions", headers=tenant.headers, json={})).json()
     sid = session["session_id"]
     for method, path, body in [
@@ -145,7 +145,7 @@ async def test_other_tenants_sessions_answer_404(
     assert mine.json()["status"] == "created"
 
 
-async def test_unknown_session_is_404(api: httpx.AsyncClient, tenant: Tenant) -> None:
+async def test_unknown_session_is_404(api: httpx.AsyncClient, tenant: TenantKey) -> None:
     resp = await api.get(f"/v1/sessions/{uuid.uuid4()}", headers=tenant.headers)
     assert resp.status_code == 404
     assert "was not found" in resp.json()["message"]
@@ -163,7 +163,7 @@ async def test_unknown_session_is_404(api: httpx.AsyncClient, tenant: Tenant) ->
     ],
 )
 async def test_malformed_bodies_are_422_with_the_field_named(
-    api: httpx.AsyncClient, tenant: Tenant, body: object, field: str
+    api: httpx.AsyncClient, tenant: TenantKey, body: object, field: str
 ) -> None:
     resp = await api.post("/v1/sessions", headers=tenant.headers, json=body)
     assert resp.status_code == 422
@@ -172,7 +172,7 @@ async def test_malformed_bodies_are_422_with_the_field_named(
     assert field in payload["message"]
 
 
-async def test_non_json_body_and_bad_ids_are_422(api: httpx.AsyncClient, tenant: Tenant) -> None:
+async def test_non_json_body_and_bad_ids_are_422(api: httpx.AsyncClient, tenant: TenantKey) -> None:
     resp = await api.post(
         "/v1/sessions",
         headers={**tenant.headers, "Content-Type": "application/json"},
@@ -185,7 +185,7 @@ async def test_non_json_body_and_bad_ids_are_422(api: httpx.AsyncClient, tenant:
     assert "session_id" in bad_id.json()["message"]
 
 
-async def test_unknown_deck_is_404(api: httpx.AsyncClient, tenant: Tenant) -> None:
+async def test_unknown_deck_is_404(api: httpx.AsyncClient, tenant: TenantKey) -> None:
     resp = await api.post(
         "/v1/sessions", headers=tenant.headers, json={"deck_id": str(uuid.uuid4())}
     )
@@ -194,7 +194,7 @@ async def test_unknown_deck_is_404(api: httpx.AsyncClient, tenant: Tenant) -> No
 
 
 async def test_worker_credential_is_scoped_to_its_session(
-    api: httpx.AsyncClient, tenant: Tenant, stack: Stack
+    api: httpx.AsyncClient, tenant: TenantKey, stack: EphemeralStack
 ) -> None:
     first = (await api.post("/v1/sessions", headers=tenant.headers, json={})).json()
     second = (await api.post("/v1/sessions", headers=tenant.headers, json={})).json()

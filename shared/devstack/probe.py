@@ -1,0 +1,67 @@
+"""A real LiveKit participant that listens for the agent's voice (tests and benchmarks)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from livekit import rtc
+
+# int16 RMS above this is speech, not comfort noise or digital silence.
+SPEECH_RMS = 300.0
+
+
+@dataclass
+class HeardAudio:
+    connected_s: float  # connect() returned, from the probe's start
+    first_voice_s: float  # first non-silent agent frame, from the probe's start
+    agent_identity: str
+    peak_rms: float
+
+
+def frame_rms(frame: rtc.AudioFrame) -> float:
+    samples = np.frombuffer(frame.data, dtype=np.int16).astype(np.float32)
+    return float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0
+
+
+async def listen_for_agent_voice(
+    url: str, token: str, *, timeout_s: float = 30.0, started_at: float | None = None
+) -> HeardAudio:
+    """Join the room, subscribe to the agent's audio, return when it first speaks."""
+    t0 = started_at if started_at is not None else time.perf_counter()
+    room = rtc.Room()
+    voice: asyncio.Future[HeardAudio] = asyncio.get_running_loop().create_future()
+    readers: list[asyncio.Task[None]] = []
+    connected_s = 0.0
+
+    async def read(track: rtc.Track, identity: str) -> None:
+        stream = rtc.AudioStream(track)
+        try:
+            async for event in stream:
+                rms = frame_rms(event.frame)
+                if rms >= SPEECH_RMS and not voice.done():
+                    voice.set_result(
+                        HeardAudio(connected_s, time.perf_counter() - t0, identity, rms)
+                    )
+                    return
+        finally:
+            await stream.aclose()
+
+    def on_track(
+        track: rtc.Track, _: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant
+    ) -> None:
+        if track.kind == rtc.TrackKind.KIND_AUDIO:
+            readers.append(asyncio.create_task(read(track, participant.identity)))
+
+    room.on("track_subscribed", on_track)
+    try:
+        await room.connect(url, token, rtc.RoomOptions(auto_subscribe=True))
+        connected_s = time.perf_counter() - t0
+        return await asyncio.wait_for(voice, timeout_s)
+    finally:
+        for task in readers:
+            task.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+        await room.disconnect()

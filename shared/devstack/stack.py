@@ -1,0 +1,128 @@
+"""An ephemeral Podium on free loopback ports: the test suite's and benchmarks' stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.devstack.services import LiveKit, ManagedProcess, Postgres, Redis, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=0.5) as resp:  # noqa: S310 (loopback only)
+            return int(resp.status) == 200
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True)
+class TenantKey:
+    tenant_id: str
+    api_key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+class EphemeralStack:
+    """Postgres (no fsync), Redis and livekit-server now; control plane and workers on demand."""
+
+    def __init__(self, base: Path, *, logs: Path | None = None) -> None:
+        self.base = base
+        self.logs = logs or base / "logs"
+        self.postgres = Postgres(
+            base / "pg", free_port(), self.logs / "postgres.log", durable=False
+        )
+        self.redis = Redis(free_port(), self.logs / "redis.log")
+        self.livekit = LiveKit(free_port(), free_port(), free_port(), self.logs / "livekit.log")
+        self._exit = ExitStack()
+        self.api_url = ""
+        self.api_env: dict[str, str] = {}
+
+    def __enter__(self) -> EphemeralStack:
+        try:
+            for svc in (self.postgres, self.redis, self.livekit):
+                svc.start()
+                self._exit.callback(svc.stop)
+        except BaseException:
+            self._exit.close()
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._exit.close()
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "PODIUM_ENVIRONMENT": "test",
+            "PODIUM_DATABASE_URL": self.postgres.url(),
+            "PODIUM_REDIS_URL": self.redis.url(),
+            "PODIUM_LIVEKIT_URL": self.livekit.url,
+            "PODIUM_LIVEKIT_API_KEY": self.livekit.api_key,
+            "PODIUM_LIVEKIT_API_SECRET": self.livekit.api_secret,
+            **extra,
+        }
+
+    def start_control_plane(self, timeout_s: float = 60) -> ManagedProcess:
+        port = free_port()
+        self.api_url = f"http://127.0.0.1:{port}"
+        self.api_env = self.env(
+            PODIUM_PORT=str(port),
+            PODIUM_PUBLIC_URL=self.api_url,
+            PODIUM_CONTROL_PLANE_URL=self.api_url,
+        )
+        proc = ManagedProcess(
+            "control-plane",
+            [sys.executable, "-m", "control_plane", "serve"],
+            self.logs / "control-plane.log",
+            env=self.api_env,
+            cwd=ROOT,
+        )
+        self._start(proc, f"{self.api_url}/readyz", timeout_s)
+        return proc
+
+    def start_worker(
+        self, name: str = "worker", timeout_s: float = 120, **env: str
+    ) -> ManagedProcess:
+        """A worker process; ``env`` adds PODIUM_* overrides (e.g. PODIUM_NUM_IDLE_PROCESSES)."""
+        if not self.api_url:
+            raise RuntimeError("start the control plane before a worker")
+        port = free_port()
+        proc = ManagedProcess(
+            name,
+            [sys.executable, "-m", "agent_worker"],
+            self.logs / f"{name}.log",
+            env={**self.api_env, "PODIUM_HTTP_PORT": str(port), **env},
+            cwd=ROOT,
+        )
+        self._start(proc, f"http://127.0.0.1:{port}/", timeout_s)
+        return proc
+
+    def _start(self, proc: ManagedProcess, ready_url: str, timeout_s: float) -> None:
+        proc.start()
+        self._exit.callback(proc.stop, 20)
+        proc.wait_until(lambda: http_ok(ready_url), timeout_s)
+
+    def create_tenant(self, name: str = "acme") -> TenantKey:
+        """Through the real CLI, as an operator would."""
+        out = subprocess.run(
+            [sys.executable, "-m", "control_plane", "admin", "create-tenant", name, "--json"],
+            env=self.api_env or self.env(),
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        data = json.loads(out.stdout)
+        return TenantKey(data["tenant_id"], data["api_key"])
