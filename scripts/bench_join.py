@@ -1,0 +1,100 @@
+"""Join-time benchmark: POST /v1/sessions -> first non-silent agent audio at a real client.
+
+Runs the real stack on loopback, then measures N sessions against a worker that keeps prewarmed
+idle processes (warm) and N against one that keeps none (cold: each job spawns and prewarms a
+process), in one run. Prints p50/p95 and the cold/warm ratio; writes a plot under docs/.
+
+    .venv/bin/python scripts/bench_join.py [--sessions 10] [--plot docs/benchmarks/join.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from shared.devstack.probe import listen_for_agent_voice  # noqa: E402
+from shared.devstack.stack import EphemeralStack, TenantKey  # noqa: E402
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def measure(api_url: str, tenant: TenantKey, n: int, label: str) -> list[float]:
+    out: list[float] = []
+    async with httpx.AsyncClient(base_url=api_url, timeout=10) as client:
+        for i in range(n):
+            t0 = time.perf_counter()
+            resp = await client.post("/v1/sessions", headers=tenant.headers, json={})
+            resp.raise_for_status()
+            session = resp.json()
+            heard = await listen_for_agent_voice(
+                session["livekit_url"], session["token"], timeout_s=60, started_at=t0
+            )
+            out.append(heard.first_voice_s * 1000)
+            print(f"  {label} #{i + 1}: {out[-1]:7.0f} ms", flush=True)
+            await client.post(f"/v1/sessions/{session['session_id']}/end", headers=tenant.headers)
+            await asyncio.sleep(0.5)  # let the worker replenish its idle pool, as between arrivals
+    return out
+
+
+def plot(results: dict[str, list[float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.boxplot(list(results.values()), tick_labels=list(results.keys()), showmeans=True)
+    for i, values in enumerate(results.values(), start=1):
+        ax.scatter([i] * len(values), values, alpha=0.5, s=12)
+    ax.axhline(700, color="tab:red", linestyle="--", linewidth=1, label="warm target p50 700 ms")
+    ax.set_ylabel("POST /v1/sessions → first agent audio (ms)")
+    ax.set_title("Podium join time at a real LiveKit client (offline stack, 2 cores)")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=10, help="sessions per mode")
+    parser.add_argument("--plot", type=Path, default=ROOT / "docs/benchmarks/join.png")
+    args = parser.parse_args()
+
+    results: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as tmp, EphemeralStack(Path(tmp)) as stack:
+        stack.start_control_plane()
+        tenant = stack.create_tenant("bench")
+        for label, idle in (("warm", "2"), ("cold", "0")):
+            proc = stack.start_worker(f"worker-{label}", PODIUM_NUM_IDLE_PROCESSES=idle)
+            asyncio.run(measure(stack.api_url, tenant, 1, f"{label} (discarded warm-up)"))
+            results[label] = asyncio.run(measure(stack.api_url, tenant, args.sessions, label))
+            proc.stop(20)
+
+    print(f"\n{'mode':<6} {'n':>3} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8}")
+    for label, values in results.items():
+        print(
+            f"{label:<6} {len(values):>3} {pct(values, 0.5):>8.0f} {pct(values, 0.95):>8.0f} "
+            f"{statistics.mean(values):>8.0f}"
+        )
+    ratio = pct(results["cold"], 0.5) / pct(results["warm"], 0.5)
+    print(f"cold/warm p50 ratio: {ratio:.2f}x")
+    plot(results, args.plot)
+    print(f"plot: {args.plot}")
+
+
+if __name__ == "__main__":
+    main()

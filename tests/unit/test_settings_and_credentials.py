@@ -1,0 +1,55 @@
+"""Settings refuse unsafe production starts; worker credentials are scoped and expire."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from pydantic import ValidationError
+
+from shared.credentials import (
+    CredentialError,
+    mint_session_credential,
+    verify_session_credential,
+)
+from shared.settings import ControlPlaneSettings, WorkerSettings
+
+SECRET = "x" * 40
+
+
+def test_prod_refuses_placeholder_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PODIUM_ENVIRONMENT", "prod")
+    with pytest.raises(ValidationError, match="PODIUM_INTERNAL_SECRET"):
+        ControlPlaneSettings()
+    monkeypatch.setenv("PODIUM_INTERNAL_SECRET", "s" * 48)
+    monkeypatch.setenv("PODIUM_LIVEKIT_API_SECRET", "l" * 48)
+    assert WorkerSettings().environment == "prod"
+
+
+def test_secrets_stay_out_of_repr() -> None:
+    settings = ControlPlaneSettings()
+    assert settings.internal_secret.get_secret_value() not in repr(settings)
+    assert settings.livekit_api_secret.get_secret_value() not in repr(settings)
+
+
+def test_credential_round_trip_names_its_session() -> None:
+    sid = uuid.uuid4()
+    assert verify_session_credential(SECRET, mint_session_credential(SECRET, sid, 60)) == sid
+
+
+def test_credential_signed_with_another_secret_is_rejected() -> None:
+    token = mint_session_credential("y" * 40, uuid.uuid4(), 60)
+    with pytest.raises(CredentialError):
+        verify_session_credential(SECRET, token)
+
+
+def test_expired_credential_is_rejected() -> None:
+    token = mint_session_credential(SECRET, uuid.uuid4(), ttl_seconds=-5)
+    with pytest.raises(CredentialError):
+        verify_session_credential(SECRET, token)
+
+
+@pytest.mark.parametrize("garbage", ["", "not-a-jwt", "a.b.c"])
+def test_garbage_credential_is_rejected(garbage: str) -> None:
+    with pytest.raises(CredentialError):
+        verify_session_credential(SECRET, garbage)
