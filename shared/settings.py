@@ -21,7 +21,9 @@ Environment = Literal["dev", "test", "prod"]
 
 
 class _Base(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PODIUM_", env_file=None, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="PODIUM_", env_file=None, extra="ignore", hide_input_in_errors=True
+    )
 
     environment: Environment = "dev"
 
@@ -83,7 +85,12 @@ class WorkerSettings(_Base):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8081, description="Health endpoint of the agent server.")
     num_idle_processes: int = Field(default=1, ge=0, description="Prewarmed job processes.")
-    drain_timeout_seconds: int = Field(default=1800, ge=0)
+    drain_timeout_seconds: int = Field(default=1800, ge=1)
+    max_sessions: int = Field(
+        default=4,
+        ge=1,
+        description="Concurrent sessions per worker; LiveKit sends no more jobs past it.",
+    )
     tts_voice: str = Field(
         default="piper:joe",
         description="Offline TTS: 'piper:joe' (child process) or 'espeak' (fallback).",

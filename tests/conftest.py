@@ -13,6 +13,8 @@ import pytest
 from shared.devstack.services import ManagedProcess
 from shared.devstack.stack import EphemeralStack, TenantKey
 
+TEST_LOGS = os.environ.get("PODIUM_TEST_LOGS")  # keep service logs here instead of a tmp dir
+
 # The suite never talks to a real provider: scrub keys a developer may have exported.
 for _var in list(os.environ):
     if _var.startswith(("PODIUM_", "LIVEKIT_", "OPENAI_", "DEEPGRAM_", "ELEVEN")):
@@ -22,8 +24,7 @@ for _var in list(os.environ):
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EphemeralStack]:
     base = tmp_path_factory.mktemp("stack")
-    logs = os.environ.get("PODIUM_TEST_LOGS")
-    with EphemeralStack(base, logs=Path(logs) if logs else None) as running:
+    with EphemeralStack(base, logs=Path(TEST_LOGS) if TEST_LOGS else None) as running:
         yield running
 
 

@@ -1,0 +1,84 @@
+"""One dispatched job: load the session from the control plane, join the room, greet."""
+
+from __future__ import annotations
+
+import logging
+
+from livekit.agents import AgentSession, AutoSubscribe, JobContext, room_io
+from pydantic import ValidationError
+
+from shared.schemas import DispatchMetadata, SessionContext
+
+from .config import JobConfig
+from .control_plane_client import ControlPlaneClient, ControlPlaneError, SessionNotFoundError
+from .presenter import Presenter
+from .prewarm import prewarmed_vad
+from .providers import build_tts
+
+logger = logging.getLogger(__name__)
+
+
+async def run_job(config: JobConfig, ctx: JobContext) -> None:
+    try:
+        metadata = DispatchMetadata.model_validate_json(ctx.job.metadata)
+    except ValidationError:
+        # the metadata carries a credential: log where it failed, never what it held
+        logger.error("dispatch metadata is invalid", extra={"job_id": ctx.job.id})
+        ctx.shutdown(reason="invalid dispatch metadata")
+        return
+    ctx.log_context_fields = {"session_id": str(metadata.session_id)}
+
+    control_plane = ControlPlaneClient(
+        config.control_plane_url, timeout_seconds=config.request_timeout_seconds
+    )
+    ctx.add_shutdown_callback(control_plane.aclose)
+
+    context = await _load_session(control_plane, metadata)
+    if context is None:
+        ctx.shutdown(reason="session context unavailable")
+        return
+    if context.status == "ended":
+        logger.info("session has ended, not joining")
+        ctx.shutdown(reason="session ended")
+        return
+
+    await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
+    participant = await ctx.wait_for_participant()
+
+    speech = build_tts(config)
+    ctx.add_shutdown_callback(speech.aclose)
+    session: AgentSession[None] = AgentSession(vad=prewarmed_vad(ctx.proc), tts=speech)
+    await session.start(
+        agent=Presenter(),
+        room=ctx.room,
+        room_options=room_io.RoomOptions(participant_identity=participant.identity),
+    )
+    session.say(context.greeting)
+    logger.info("presenter joined", extra={"participant": participant.identity})
+    await _report_joined(control_plane, metadata)
+
+
+async def _load_session(
+    control_plane: ControlPlaneClient, metadata: DispatchMetadata
+) -> SessionContext | None:
+    """The session's context, or None when the job should end without joining."""
+    try:
+        return await control_plane.get_session_context(metadata.session_id, metadata.credential)
+    except SessionNotFoundError:
+        logger.info("session not found, not joining")
+    except ControlPlaneError as exc:
+        logger.error(
+            "could not load the session context, not joining",
+            extra={"status": exc.status_code},
+            exc_info=True,
+        )
+    return None
+
+
+async def _report_joined(control_plane: ControlPlaneClient, metadata: DispatchMetadata) -> None:
+    """Tell the control plane the session is live. The greeting is already under way, and a
+    failed report does not stop the presentation: it only leaves the session's status behind."""
+    try:
+        await control_plane.report_agent_joined(metadata.session_id, metadata.credential)
+    except ControlPlaneError as exc:
+        logger.warning("could not report that the agent joined", extra={"status": exc.status_code})

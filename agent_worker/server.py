@@ -1,0 +1,115 @@
+"""The agent server: explicit-dispatch registration, and its run / drain / close lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable
+from functools import partial
+
+from livekit.agents import AgentServer
+
+from shared.settings import WorkerSettings
+
+from .config import JobConfig
+from .job import run_job
+from .prewarm import prewarm
+
+logger = logging.getLogger(__name__)
+
+
+_FULL = 0.999  # the framework requires a threshold below 1 in production mode
+
+
+def session_slot_load(max_sessions: int, server: AgentServer) -> float:
+    return min(1.0, len(server.active_jobs) / max_sessions)
+
+
+def build_server(settings: WorkerSettings, job_config: JobConfig) -> AgentServer:
+    server = AgentServer(
+        ws_url=settings.livekit_url,
+        api_key=settings.livekit_api_key,
+        api_secret=settings.livekit_api_secret.get_secret_value(),
+        host=settings.http_host,
+        port=settings.http_port,
+        num_idle_processes=settings.num_idle_processes,
+        drain_timeout=settings.drain_timeout_seconds,
+        # Load is the share of session slots in use, not CPU: on small shared hosts the CPU
+        # reading spikes at start-up and made the worker refuse its first job. Capacity per
+        # worker comes from the capacity benchmark, and the fleet scales on the same count.
+        load_fnc=partial(session_slot_load, settings.max_sessions),
+        load_threshold=_FULL,
+        # job processes are forked from a forkserver: these are pickled across, so they are
+        # module-level functions bound with partial, not closures
+        setup_fnc=partial(prewarm, job_config),
+        preload_modules=["agent_worker.job"],
+    )
+    # an agent_name turns off automatic dispatch: only sessions that ask for it get a job
+    server.rtc_session(partial(run_job, job_config), agent_name=settings.agent_name)
+    return server
+
+
+class _ShutdownSignals:
+    """The first SIGTERM/SIGINT asks for a drain; a second one cuts the drain short."""
+
+    def __init__(self) -> None:
+        self.drain = asyncio.Event()
+        self.hurry = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if self.drain.is_set():
+            logger.warning("second shutdown signal, ending the drain", extra={"signal": sig.name})
+            self.hurry.set()
+        else:
+            logger.info("shutdown signal received, draining", extra={"signal": sig.name})
+            self.drain.set()
+
+
+async def serve(server: AgentServer) -> None:
+    """Run until a shutdown signal, then drain and close.
+
+    Draining stops the server from accepting jobs and waits, up to the drain timeout, for
+    the running ones to end. Raises if the server stops on its own (e.g. LiveKit unreachable).
+    """
+    signals = _ShutdownSignals()
+    running = asyncio.create_task(server.run(devmode=False), name="agent_server")
+    try:
+        # shielded: the server must keep running while it drains
+        if await _unless_set(asyncio.shield(running), signals.drain):
+            raise RuntimeError("agent server stopped on its own")
+        await _drain(server, signals.hurry)
+    finally:
+        await server.aclose()
+        await asyncio.gather(running, return_exceptions=True)
+
+
+async def _drain(server: AgentServer, hurry: asyncio.Event) -> None:
+    try:
+        if await _unless_set(server.drain(), hurry):
+            logger.info("drained, no jobs running")
+    except TimeoutError:
+        logger.warning("drain timed out, closing with jobs still running")
+
+
+async def _unless_set(work: Awaitable[None], event: asyncio.Event) -> bool:
+    """Await ``work``, giving up if ``event`` is set first. True when ``work`` finished.
+
+    Whichever loses is cancelled and awaited, so neither outlives this call; an exception
+    from ``work`` propagates.
+    """
+    work_task = asyncio.ensure_future(work)
+    event_task = asyncio.create_task(event.wait())
+    try:
+        await asyncio.wait({work_task, event_task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        work_task.cancel()
+        event_task.cancel()
+        await asyncio.gather(work_task, event_task, return_exceptions=True)
+    if work_task.cancelled():
+        return False
+    work_task.result()
+    return True

@@ -1,0 +1,169 @@
+"""Offline text-to-speech: Piper (over HTTP, in a child process) and espeak-ng (a subprocess).
+
+Piper is GPL-3.0, so it never runs in our process: ``piper_process`` starts Piper's own HTTP
+server and these classes only speak to it. Both engines answer with a 22050 Hz mono 16-bit WAV.
+Failures are raised as the framework's ``APIError`` types so a ``tts.FallbackAdapter`` can move
+on to the next engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import wave
+from typing import Never
+
+import httpx
+from livekit.agents import (
+    DEFAULT_API_CONNECT_OPTIONS,
+    APIConnectionError,
+    APIConnectOptions,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    tts,
+    utils,
+)
+
+SAMPLE_RATE = 22050
+NUM_CHANNELS = 1
+_SAMPLE_WIDTH = 2  # bytes, int16
+_ESPEAK_VOICE = "en-us"
+
+
+def pcm_from_wav(data: bytes) -> bytes:
+    """Return the int16 PCM inside a WAV, checking it has the format the TTS declares.
+
+    espeak-ng writes its WAV to a pipe and cannot seek back to fill in the sizes, so the
+    header claims ~2 GB; reading "all frames" returns just what is actually there.
+    """
+    try:
+        with wave.open(io.BytesIO(data)) as wav:
+            fmt = (wav.getframerate(), wav.getnchannels(), wav.getsampwidth())
+            pcm: bytes = wav.readframes(wav.getnframes())
+    except (wave.Error, EOFError) as exc:
+        raise APIError("TTS engine returned an unreadable WAV", retryable=False) from exc
+    if fmt != (SAMPLE_RATE, NUM_CHANNELS, _SAMPLE_WIDTH):
+        raise APIError(f"TTS engine returned {fmt}, expected 22050 Hz mono int16", retryable=False)
+    return pcm[: len(pcm) - len(pcm) % _SAMPLE_WIDTH]
+
+
+def _emit_pcm(output_emitter: tts.AudioEmitter, pcm: bytes) -> None:
+    output_emitter.initialize(
+        request_id=utils.shortuuid(),
+        sample_rate=SAMPLE_RATE,
+        num_channels=NUM_CHANNELS,
+        mime_type="audio/pcm",
+    )
+    output_emitter.push(pcm)
+    output_emitter.flush()
+
+
+class PiperTTS(tts.TTS[Never]):
+    """Piper voice served by ``python -m piper.http_server`` (``POST /synthesize``)."""
+
+    def __init__(self, *, base_url: str) -> None:
+        super().__init__(
+            capabilities=tts.TTSCapabilities(streaming=False),
+            sample_rate=SAMPLE_RATE,
+            num_channels=NUM_CHANNELS,
+        )
+        self._client = httpx.AsyncClient(base_url=base_url)
+
+    @property
+    def provider(self) -> str:
+        return "piper"
+
+    @property
+    def model(self) -> str:
+        return "en_US-joe-medium"
+
+    def synthesize(
+        self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
+    ) -> tts.ChunkedStream:
+        return _PiperStream(tts=self, input_text=text, conn_options=conn_options)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+class _PiperStream(tts.ChunkedStream):
+    def __init__(self, *, tts: PiperTTS, input_text: str, conn_options: APIConnectOptions) -> None:
+        super().__init__(tts=tts, input_text=input_text, conn_options=conn_options)
+        self._client = tts._client
+
+    async def _run(self, output_emitter: tts.AudioEmitter) -> None:
+        try:
+            response = await self._client.post(
+                "/synthesize",
+                json={"text": self.input_text},
+                timeout=self._conn_options.timeout,
+            )
+        except httpx.TimeoutException as exc:
+            raise APITimeoutError("piper did not answer in time") from exc
+        except httpx.TransportError as exc:
+            raise APIConnectionError("piper is unreachable") from exc
+        if response.status_code != httpx.codes.OK:
+            raise APIStatusError("piper failed to synthesize", status_code=response.status_code)
+        _emit_pcm(output_emitter, pcm_from_wav(response.content))
+
+
+class EspeakTTS(tts.TTS[Never]):
+    """espeak-ng run once per utterance: robotic, but ~10 ms a sentence and always there."""
+
+    def __init__(self, *, binary: str) -> None:
+        super().__init__(
+            capabilities=tts.TTSCapabilities(streaming=False),
+            sample_rate=SAMPLE_RATE,
+            num_channels=NUM_CHANNELS,
+        )
+        self._binary = binary
+
+    @property
+    def provider(self) -> str:
+        return "espeak-ng"
+
+    @property
+    def model(self) -> str:
+        return _ESPEAK_VOICE
+
+    def synthesize(
+        self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
+    ) -> tts.ChunkedStream:
+        return _EspeakStream(tts=self, input_text=text, conn_options=conn_options)
+
+
+class _EspeakStream(tts.ChunkedStream):
+    def __init__(self, *, tts: EspeakTTS, input_text: str, conn_options: APIConnectOptions) -> None:
+        super().__init__(tts=tts, input_text=input_text, conn_options=conn_options)
+        self._binary = tts._binary
+
+    async def _run(self, output_emitter: tts.AudioEmitter) -> None:
+        try:
+            # text goes in on stdin so it can never be read as a command-line option
+            proc = await asyncio.create_subprocess_exec(
+                self._binary,
+                "--stdout",
+                "-v",
+                _ESPEAK_VOICE,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+        except OSError as exc:
+            raise APIConnectionError("espeak-ng could not be started") from exc
+        try:
+            async with asyncio.timeout(self._conn_options.timeout):
+                wav, _ = await proc.communicate(self.input_text.encode())
+        except TimeoutError as exc:
+            raise APITimeoutError("espeak-ng did not finish in time") from exc
+        finally:
+            # an interrupted utterance cancels us mid-synthesis; don't leave the child behind
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        if proc.returncode != 0:
+            raise APIError(f"espeak-ng exited with {proc.returncode}", retryable=False)
+        _emit_pcm(output_emitter, pcm_from_wav(wav))
