@@ -20,6 +20,7 @@ from shared.devstack.services import (
     ServiceError,
     port_open,
 )
+from shared.devstack.stack import log_size, logged
 
 ROOT = Path(__file__).resolve().parents[2]
 STATE = Path(os.environ.get("PODIUM_STATE_DIR", ROOT / ".state"))
@@ -85,6 +86,9 @@ def main() -> int:
 
     def shutdown(*_: object) -> None:
         print("\nStopping Podium…", flush=True)
+        # A second SIGTERM tells the worker to cut its drain short: locally, stop means now.
+        worker.signal(signal.SIGTERM)
+        time.sleep(0.5)
         worker.stop(timeout_s=15)
         api.stop()
         livekit.stop()
@@ -110,8 +114,10 @@ def main() -> int:
         api.wait_until(lambda: _http_ok(f"{api_url}/readyz"), 60)
         tenant = _dev_tenant(env)
         print("  starting worker (loading models)…", flush=True)
+        offset = log_size(worker.log_path)
         worker.start()
-        worker.wait_until(lambda: _http_ok(f"http://127.0.0.1:{WORKER_HEALTH_PORT}/"), 120)
+        # Ready means registered with LiveKit: only then are sessions dispatched to it.
+        worker.wait_until(lambda: logged(worker.log_path, "registered worker", offset), 120)
     except (ServiceError, subprocess.CalledProcessError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         shutdown()

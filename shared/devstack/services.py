@@ -281,4 +281,7 @@ class LiveKit:
         self.process.wait_until(lambda: port_open(self.port), timeout_s)
 
     def stop(self) -> None:
+        # The first SIGTERM waits for participants to leave; a second one forces the exit.
+        self.process.signal(signal.SIGTERM)
+        time.sleep(0.2)
         self.process.stop()

@@ -24,11 +24,11 @@ def http_ok(url: str) -> bool:
         return False
 
 
-def _log_size(log: Path) -> int:
+def log_size(log: Path) -> int:
     return log.stat().st_size if log.exists() else 0
 
 
-def _logged(log: Path, text: str, offset: int) -> bool:
+def logged(log: Path, text: str, offset: int) -> bool:
     """Whether ``text`` appeared in the log after ``offset`` (logs are appended across runs)."""
     if not log.exists():
         return False
@@ -119,11 +119,11 @@ class EphemeralStack:
             env={**self.api_env, "PODIUM_HTTP_PORT": str(port), **env},
             cwd=ROOT,
         )
-        offset = _log_size(proc.log_path)
+        offset = log_size(proc.log_path)
         self._start(proc, f"http://127.0.0.1:{port}/", timeout_s)
         # Healthy is not enough: LiveKit only dispatches to a worker once it has registered,
         # which happens after its idle processes are warm.
-        proc.wait_until(lambda: _logged(proc.log_path, "registered worker", offset), timeout_s)
+        proc.wait_until(lambda: logged(proc.log_path, "registered worker", offset), timeout_s)
         return proc
 
     def _start(self, proc: ManagedProcess, ready_url: str, timeout_s: float) -> None:
