@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator
+from typing import Any
 
-from livekit.agents import AgentSession, AutoSubscribe, JobContext, room_io
+from livekit import rtc
+from livekit.agents import AgentSession, APIError, AutoSubscribe, JobContext, room_io, tts
 from pydantic import ValidationError
 
 from shared.schemas import DispatchMetadata, SessionContext
@@ -42,20 +46,47 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
         ctx.shutdown(reason="session ended")
         return
 
-    await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
-    participant = await ctx.wait_for_participant()
-
     speech = build_tts(config)
     ctx.add_shutdown_callback(speech.aclose)
-    session: AgentSession[None] = AgentSession(vad=prewarmed_vad(ctx.proc), tts=speech)
-    await session.start(
-        agent=Presenter(),
-        room=ctx.room,
-        room_options=room_io.RoomOptions(participant_identity=participant.identity),
-    )
-    session.say(context.greeting)
+    # The room exists before anyone is in it: render the greeting while the participant is
+    # still connecting, so it plays the moment they arrive.
+    greeting = asyncio.create_task(_render(speech, context.greeting), name="render_greeting")
+    try:
+        await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
+        participant = await ctx.wait_for_participant()
+        session: AgentSession[None] = AgentSession(vad=prewarmed_vad(ctx.proc), tts=speech)
+        await session.start(
+            agent=Presenter(),
+            room=ctx.room,
+            room_options=room_io.RoomOptions(participant_identity=participant.identity),
+        )
+        frames = await greeting
+    finally:
+        greeting.cancel()
+    if frames:
+        session.say(context.greeting, audio=_replay(frames))
+    else:
+        session.say(context.greeting)  # rendering failed: let the session's TTS path retry
     logger.info("presenter joined", extra={"participant": participant.identity})
     await _report_joined(control_plane, metadata)
+
+
+async def _render(speech: tts.TTS[Any], text: str) -> list[rtc.AudioFrame]:
+    """Synthesize ``text`` ahead of time; an empty list if the engines all failed."""
+    frames: list[rtc.AudioFrame] = []
+    try:
+        async with speech.synthesize(text) as stream:
+            async for chunk in stream:
+                frames.append(chunk.frame)
+    except APIError:
+        logger.warning("could not pre-render the greeting", exc_info=True)
+        return []
+    return frames
+
+
+async def _replay(frames: list[rtc.AudioFrame]) -> AsyncIterator[rtc.AudioFrame]:
+    for frame in frames:
+        yield frame
 
 
 async def _load_session(
