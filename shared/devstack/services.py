@@ -133,11 +133,13 @@ class Postgres:
             entry = pwd.getpwnam(self._run_as)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
-        # The server user must be able to reach the data dir through its parents.
-        for parent in self.data_dir.parents:
-            mode = parent.stat().st_mode
-            if mode & 0o005 != 0o005:
-                parent.chmod(mode | 0o055)
+        # The server user must reach the data dir and the binaries (inside the venv, which may
+        # sit under a private temp dir) through their parents.
+        for target in (self.data_dir, Path(_pg_bin("postgres")).parent):
+            for parent in target.parents:
+                mode = parent.stat().st_mode
+                if mode & 0o005 != 0o005:
+                    parent.chmod(mode | 0o055)
 
     def start(self, timeout_s: float = 30.0) -> None:
         if port_open(self.port):
