@@ -10,6 +10,14 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from control_plane import db
+from control_plane.assets import router as assets_router
+from control_plane.body_limit import BodyLimitMiddleware
+from control_plane.decks.embeddings import build_embedder
+from control_plane.decks.extract import Limits
+from control_plane.decks.ingest import IngestionRunner
+from control_plane.decks.router import router as decks_router
+from control_plane.decks.sandbox import Bounds
+from control_plane.decks.service import DeckService
 from control_plane.deps import AppState
 from control_plane.errors import install_error_handlers
 from control_plane.health.router import router as health_router
@@ -17,6 +25,7 @@ from control_plane.internal.router import router as internal_router
 from control_plane.livekit_gateway import LiveKitGateway
 from control_plane.migrate import apply_migrations
 from control_plane.sessions.router import router as sessions_router
+from control_plane.storage import LocalStorage, UrlSigner
 from shared.settings import ControlPlaneSettings
 
 logger = logging.getLogger(__name__)
@@ -44,11 +53,44 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
             api_secret=settings.livekit_api_secret.get_secret_value(),
             agent_name=settings.agent_name,
         )
+        storage = LocalStorage(settings.asset_root)
+        signer = UrlSigner(
+            settings.internal_secret.get_secret_value(),
+            settings.public_url,
+            settings.asset_url_ttl_seconds,
+        )
+        embedder = build_embedder(
+            settings.embedding_provider,
+            openai_api_key=(
+                settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+            ),
+            openai_base_url=settings.openai_base_url,
+            openai_model=settings.openai_embedding_model,
+        )
+        limits = Limits(max_bytes=settings.max_upload_mb * 2**20, max_slides=settings.max_slides)
+        bounds = Bounds(
+            timeout_s=settings.parse_timeout_seconds,
+            memory_bytes=settings.parse_memory_mb * 2**20,
+        )
+        runner = IngestionRunner(
+            pool, storage, embedder, limits, bounds, lease_s=settings.ingest_lease_seconds
+        )
+        decks = DeckService(pool, storage, embedder, runner, signer, limits, bounds)
+        runner.start()
         try:
             async with gateway:
                 logger.info("control plane ready", extra={"environment": settings.environment})
-                yield AppState(settings=settings, pool=pool, redis=redis, livekit=gateway)
+                yield AppState(
+                    settings=settings,
+                    pool=pool,
+                    redis=redis,
+                    livekit=gateway,
+                    decks=decks,
+                    signer=signer,
+                    storage=storage,
+                )
         finally:
+            await runner.stop()
             await redis.aclose()
             await pool.close()
 
@@ -59,7 +101,11 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # Room for the multipart envelope around the largest deck we accept.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=(settings.max_upload_mb + 1) * 2**20)
     app.include_router(health_router)
     app.include_router(sessions_router)
+    app.include_router(decks_router)
+    app.include_router(assets_router)
     app.include_router(internal_router)
     return app

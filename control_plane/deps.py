@@ -10,8 +10,10 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from redis.asyncio import Redis
 
+from control_plane.decks.service import DeckService
 from control_plane.errors import Unauthorized
 from control_plane.livekit_gateway import LiveKitGateway
+from control_plane.storage import AssetStorage, UrlSigner
 from control_plane.tenants.service import authenticate
 from shared.credentials import CredentialError, verify_session_credential
 from shared.settings import ControlPlaneSettings
@@ -22,6 +24,9 @@ class AppState(TypedDict):
     pool: asyncpg.Pool
     redis: Redis
     livekit: LiveKitGateway
+    decks: DeckService
+    signer: UrlSigner
+    storage: AssetStorage
 
 
 def _settings(request: Request) -> ControlPlaneSettings:
@@ -44,6 +49,24 @@ def _livekit(request: Request) -> LiveKitGateway:
     return gateway
 
 
+def _decks(request: Request) -> DeckService:
+    decks: DeckService = request.state.decks
+    return decks
+
+
+def _signer(request: Request) -> UrlSigner:
+    signer: UrlSigner = request.state.signer
+    return signer
+
+
+def _storage(request: Request) -> AssetStorage:
+    storage: AssetStorage = request.state.storage
+    return storage
+
+
+Decks = Annotated[DeckService, Depends(_decks)]
+Signer = Annotated[UrlSigner, Depends(_signer)]
+Storage = Annotated[AssetStorage, Depends(_storage)]
 Settings = Annotated[ControlPlaneSettings, Depends(_settings)]
 Pool = Annotated[asyncpg.Pool, Depends(_pool)]
 RedisClient = Annotated[Redis, Depends(_redis)]

@@ -6,6 +6,7 @@ Every variable is prefixed ``PODIUM_``. Defaults are the local, offline developm
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
@@ -78,6 +79,31 @@ class ControlPlaneSettings(_Base):
     room_empty_timeout_seconds: int = Field(default=300, ge=10)
     worker_credential_ttl_seconds: int = Field(default=12 * 3600, ge=60)
     apply_migrations_on_start: bool = True
+
+    asset_root: Path = Field(
+        default=Path(".state/assets"), description="Local asset storage (originals, previews)."
+    )
+    asset_url_ttl_seconds: int = Field(default=3600, ge=60)
+    max_upload_mb: int = Field(default=50, ge=1, le=1024)
+    max_slides: int = Field(default=300, ge=1, le=5000)
+    parse_timeout_seconds: float = Field(default=120, gt=0)
+    parse_memory_mb: int = Field(default=2048, ge=256)
+    ingest_lease_seconds: float = Field(
+        default=30, ge=1, description="A dead ingester's deck is retried after this long."
+    )
+    embedding_provider: Literal["local", "openai"] = Field(
+        default="local",
+        description="'local' (all-MiniLM-L6-v2 int8, offline) or 'openai' (needs an API key).",
+    )
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_embedding_model: str = "text-embedding-3-small"
+
+    @model_validator(mode="after")
+    def _openai_needs_a_key(self) -> ControlPlaneSettings:
+        if self.embedding_provider == "openai" and self.openai_api_key is None:
+            raise ValueError("PODIUM_EMBEDDING_PROVIDER=openai needs PODIUM_OPENAI_API_KEY")
+        return self
 
 
 class WorkerSettings(_Base):

@@ -31,7 +31,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EphemeralStack]:
 @pytest.fixture(scope="session")
 def control_plane(stack: EphemeralStack) -> EphemeralStack:
     """The stack with its control plane running (``stack.api_url``)."""
-    stack.start_control_plane()
+    # Small limits so tests can exceed them cheaply; a short lease so a killed ingester's deck
+    # is retried within seconds.
+    stack.start_control_plane(PODIUM_MAX_UPLOAD_MB="2", PODIUM_INGEST_LEASE_SECONDS="3")
     return stack
 
 

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, status
 
-from control_plane.deps import LiveKit, Pool, Settings, TenantId
+from control_plane.deps import Decks, LiveKit, Pool, Settings, TenantId
 from control_plane.sessions.schemas import (
     ParticipantToken,
     SessionCreate,
@@ -20,8 +20,8 @@ from control_plane.sessions.service import SessionService
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
 
-def _service(pool: Pool, livekit: LiveKit, settings: Settings) -> SessionService:
-    return SessionService(pool, livekit, settings)
+def _service(pool: Pool, livekit: LiveKit, settings: Settings, decks: Decks) -> SessionService:
+    return SessionService(pool, livekit, settings, decks)
 
 
 Service = Annotated[SessionService, Depends(_service)]

@@ -35,7 +35,7 @@ class ParticipantSpec(BaseModel):
 class SessionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    deck_id: UUID | None = Field(default=None, description="The deck to present (decks: later).")
+    deck_id: UUID | None = Field(default=None, description="The deck to present; it must be ready.")
     participant: ParticipantSpec = Field(default_factory=ParticipantSpec)
     metadata: dict[str, Any] = Field(
         default_factory=dict, description="Your own key/values, returned as given."

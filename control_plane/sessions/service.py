@@ -9,6 +9,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
+from control_plane.decks.service import DeckService
 from control_plane.errors import NotFound, SessionEnded, UpstreamUnavailable
 from control_plane.livekit_gateway import LiveKitGateway
 from control_plane.sessions import repository
@@ -54,16 +55,20 @@ def greeting_for(participant_name: str | None) -> str:
 
 class SessionService:
     def __init__(
-        self, pool: asyncpg.Pool, livekit: LiveKitGateway, settings: ControlPlaneSettings
+        self,
+        pool: asyncpg.Pool,
+        livekit: LiveKitGateway,
+        settings: ControlPlaneSettings,
+        decks: DeckService | None = None,
     ) -> None:
+        self._decks = decks
         self._pool = pool
         self._livekit = livekit
         self._settings = settings
 
     async def create(self, tenant_id: UUID, body: SessionCreate) -> SessionCreated:
-        if body.deck_id is not None:
-            # Decks arrive with the decks API; until then no deck id can belong to the tenant.
-            raise NotFound(f"Deck {body.deck_id} was not found for this tenant.")
+        if body.deck_id is not None and self._decks is not None:
+            await self._decks.require_ready(tenant_id, body.deck_id)
         session_id = uuid4()
         room = room_name(session_id)
         async with self._pool.acquire() as conn, conn.transaction():

@@ -87,13 +87,16 @@ class EphemeralStack:
             **extra,
         }
 
-    def start_control_plane(self, timeout_s: float = 60) -> ManagedProcess:
-        port = free_port()
+    def start_control_plane(self, timeout_s: float = 60, **env: str) -> ManagedProcess:
+        """The control plane; ``env`` adds PODIUM_* overrides. Restarting reuses the port."""
+        port = int(self.api_url.rsplit(":", 1)[1]) if self.api_url else free_port()
         self.api_url = f"http://127.0.0.1:{port}"
         self.api_env = self.env(
             PODIUM_PORT=str(port),
             PODIUM_PUBLIC_URL=self.api_url,
             PODIUM_CONTROL_PLANE_URL=self.api_url,
+            PODIUM_ASSET_ROOT=str(self.base / "assets"),
+            **env,
         )
         proc = ManagedProcess(
             "control-plane",

@@ -22,8 +22,6 @@ import pypdfium2 as pdfium
 import pytest
 from PIL import Image
 from pptx import Presentation
-from pptx.shapes.shapetree import GroupShapes, SlideShapes
-from pptx.util import Emu, Inches
 
 from control_plane.decks.extract import (
     DeckRejected,
@@ -33,126 +31,10 @@ from control_plane.decks.extract import (
     render_pdf_pages,
     sniff_kind,
 )
+from tests.factories import make_pdf, make_pptx, rezip, saved
 
 if TYPE_CHECKING:
     from _pytest.mark import ParameterSet
-    from pptx.presentation import Presentation as PresentationObject
-
-# --- deck builders ---------------------------------------------------------------------------
-
-
-def _pdf_string(text: str) -> str:
-    return "(" + text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") + ")"
-
-
-def make_pdf(
-    pages: list[list[str]],
-    *,
-    size: tuple[float, float] = (720, 405),
-    title: str | None = None,
-    encrypt: bool = False,
-) -> bytes:
-    """A minimal PDF: one Helvetica line per string, top-down, each page ``size`` points."""
-    width, height = size
-    objects = [b"<< /Type /Catalog /Pages 2 0 R >>"]
-    kids = " ".join(f"{4 + 2 * i} 0 R" for i in range(len(pages)))
-    objects.append(f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode())
-    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-    for i, lines in enumerate(pages):
-        objects.append(
-            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {width} {height}] "
-            f"/Resources << /Font << /F1 3 0 R >> >> /Contents {5 + 2 * i} 0 R >>".encode()
-        )
-        ops = [f"BT /F1 24 Tf 40 {height - 60} Td 30 TL"]
-        ops += [f"{_pdf_string(line)} Tj T*" for line in lines] + ["ET"]
-        stream = "\n".join(ops).encode()
-        objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
-    trailer = ""
-    if title is not None:
-        objects.append(f"<< /Title {_pdf_string(title)} >>".encode())
-        trailer += f" /Info {len(objects)} 0 R"
-    if encrypt:
-        # Standard security handler with a user password that the empty string does not match.
-        objects.append(
-            b"<< /Filter /Standard /V 1 /R 2 /O <%s> /U <%s> /P -4 >>" % (b"ab" * 32, b"cd" * 32)
-        )
-        trailer += f" /Encrypt {len(objects)} 0 R /ID [<{'11' * 16}> <{'11' * 16}>]"
-    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += (
-        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R{trailer} >>\nstartxref\n{xref}\n%%EOF\n"
-    ).encode()
-    return bytes(out)
-
-
-def _text_box(shapes: SlideShapes | GroupShapes, left: float, top: float, text: str) -> None:
-    box = shapes.add_textbox(Inches(left), Inches(top), Inches(3), Inches(0.6))
-    box.text_frame.text = text
-
-
-def make_pptx(*, hidden_last: bool = False, core_title: str | None = None) -> bytes:
-    """Three slides whose shapes are added out of visual order, as real decks often are."""
-    prs = Presentation()
-    prs.slide_width, prs.slide_height = Emu(12_192_000), Emu(6_858_000)  # PowerPoint 16:9
-    title_and_content, title_only = prs.slide_layouts[1], prs.slide_layouts[5]
-
-    first = prs.slides.add_slide(title_and_content)
-    first.shapes.title.text = "Quarterly   review"
-    body = first.placeholders[1].text_frame
-    body.text = "Revenue up 12%"
-    sub = body.add_paragraph()
-    sub.text, sub.level = "Driven by EMEA", 1
-    body.add_paragraph().text = "Churn down"
-    first.notes_slide.notes_text_frame.text = "Open with the revenue number."
-
-    second = prs.slides.add_slide(title_only)
-    second.shapes.title.text = "Two columns"
-    _text_box(second.shapes, 1, 6.5, "Footer remark")
-    group = second.shapes.add_group_shape()
-    _text_box(group.shapes, 7, 3, "Right column")
-    _text_box(group.shapes, 1, 3.05, "Left column")
-    _text_box(second.shapes, 1, 1.6, "Intro")
-
-    third = prs.slides.add_slide(title_only)
-    third.shapes.title.text = "Numbers"
-    table = third.shapes.add_table(2, 2, Inches(1), Inches(2), Inches(6), Inches(1.5)).table
-    for r, row in enumerate([["Region", "Sales"], ["EMEA", "42"]]):
-        for c, value in enumerate(row):
-            table.cell(r, c).text = value
-    third.notes_slide.notes_text_frame.text = "Mention\nEMEA."
-    if hidden_last:
-        third._element.set("show", "0")
-
-    if core_title is not None:
-        prs.core_properties.title = core_title
-    return _saved(prs)
-
-
-def _saved(prs: PresentationObject) -> bytes:
-    buffer = io.BytesIO()
-    prs.save(buffer)
-    return buffer.getvalue()
-
-
-def rezip(
-    pptx: bytes, extra: dict[str, bytes], *, replace: dict[str, bytes] | None = None
-) -> bytes:
-    """The package with members replaced or added, written without any name checks."""
-    replace = replace or {}
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(pptx)) as src, zipfile.ZipFile(out, "w") as dst:
-        for info in src.infolist():
-            data = replace.get(info.filename, src.read(info))
-            dst.writestr(info.filename, data, compress_type=zipfile.ZIP_DEFLATED)
-        for name, data in extra.items():
-            dst.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED)
-    return out.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -296,7 +178,7 @@ REJECTIONS = [
          "pptx_corrupt", "could not be read"),
     case("billion-laughs", lambda p: rezip(p, {}, replace={"ppt/slides/slide1.xml": LAUGHS}),
          "pptx_corrupt", "could not be read"),
-    case("no-slides", lambda p: _saved(Presentation()), "no_slides", "has no slides"),
+    case("no-slides", lambda p: saved(Presentation()), "no_slides", "has no slides"),
     case("truncated-pptx", lambda p: p[: len(p) // 2], "pptx_corrupt", "cut off"),
 ]  # fmt: skip
 

@@ -1,0 +1,41 @@
+"""/assets/{key}: slide images behind short-lived signed URLs (no API key in the browser)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse, Response
+
+from control_plane.deps import Signer, Storage
+from control_plane.errors import Forbidden, NotFound
+from control_plane.storage import InvalidKey, check_key
+
+router = APIRouter(tags=["assets"], include_in_schema=False)
+
+_PUBLIC_PREFIX = "decks/"
+_ORIGINAL = "/original"
+
+
+@router.get("/assets/{key:path}")
+async def get_asset(
+    key: str,
+    signer: Signer,
+    storage: Storage,
+    exp: Annotated[int, Query()],
+    sig: Annotated[str, Query(max_length=64)],
+) -> Response:
+    try:
+        check_key(key)
+    except InvalidKey as exc:
+        raise NotFound("No such asset.") from exc
+    if not key.startswith(_PUBLIC_PREFIX) or key.endswith(_ORIGINAL):
+        raise NotFound("No such asset.")
+    if not signer.verify(key, exp, sig):
+        raise Forbidden("The link has expired or is not valid; list the slides again for new ones.")
+    path = storage.local_path(key)
+    if path is None:
+        raise NotFound("No such asset.")
+    return FileResponse(
+        path, media_type="image/webp", headers={"Cache-Control": "private, max-age=600"}
+    )

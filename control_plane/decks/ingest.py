@@ -1,0 +1,200 @@
+"""Ingestion off the request path: render previews, chunk, embed, store — durably.
+
+The deck row is the queue. A runner claims the oldest pending deck with a lease and renews it as
+it makes progress; if the process dies, the lease runs out and any replica picks the deck up
+again (up to ``MAX_ATTEMPTS``). Uploads wake the local runner at once; a periodic sweep catches
+everything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import tempfile
+import time
+from pathlib import Path
+from uuid import UUID
+
+import asyncpg
+
+from control_plane.decks import pipeline, repository
+from control_plane.decks.chunking import Chunk, chunk_slide
+from control_plane.decks.embeddings import Embedder, EmbeddingError
+from control_plane.decks.extract import DeckRejected, Limits
+from control_plane.decks.sandbox import Bounds, SandboxFailed, run_bounded
+from control_plane.storage import AssetStorage
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+SWEEP_S = 5.0
+
+
+def original_key(deck_id: UUID) -> str:
+    return f"decks/{deck_id}/original"
+
+
+def image_keys(deck_id: UUID, index: int) -> tuple[str, str]:
+    return (
+        f"decks/{deck_id}/slide-{index:03d}.webp",
+        f"decks/{deck_id}/slide-{index:03d}-thumb.webp",
+    )
+
+
+class IngestionRunner:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        storage: AssetStorage,
+        embedder: Embedder,
+        limits: Limits,
+        bounds: Bounds,
+        *,
+        lease_s: float = 30.0,
+    ) -> None:
+        self._pool = pool
+        self._lease_s = lease_s
+        self._storage = storage
+        self._embedder = embedder
+        self._limits = limits
+        self._bounds = bounds
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="deck_ingestion")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await repository.fail_exhausted(self._pool, MAX_ATTEMPTS)
+                while (
+                    deck := await repository.claim_next(self._pool, self._lease_s, MAX_ATTEMPTS)
+                ) is not None:
+                    await self._ingest(deck["id"], deck["kind"], deck["slides_total"])
+            except (OSError, asyncpg.PostgresError):
+                logger.warning("ingestion sweep failed; retrying", exc_info=True)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), SWEEP_S)
+
+    async def _ingest(self, deck_id: UUID, kind: str, total: int) -> None:
+        started = time.perf_counter()
+        log = {"deck_id": str(deck_id)}
+        logger.info("ingestion started", extra=log)
+        heartbeat = asyncio.create_task(self._keep_lease(deck_id), name="deck_lease")
+        try:
+            await self._ingest_steps(deck_id, kind, total)
+        except DeckRejected as exc:
+            await repository.mark_failed(self._pool, deck_id, exc.code, exc.message)
+            logger.info("deck rejected during ingestion", extra={**log, "code": exc.code})
+        except SandboxFailed as exc:
+            code, message = _sandbox_failure(exc)
+            await repository.mark_failed(self._pool, deck_id, code, message)
+            logger.warning("deck parsing failed", extra={**log, "reason": exc.reason})
+        except EmbeddingError as exc:
+            await repository.mark_retry(self._pool, deck_id)
+            logger.warning(
+                "embedding failed; deck will be retried", extra={**log, "error": str(exc)}
+            )
+        except asyncio.CancelledError:
+            # Shutting down: hand the deck back so the next runner starts it at once.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(repository.mark_retry(self._pool, deck_id))
+            raise
+        else:
+            logger.info(
+                "ingestion finished",
+                extra={**log, "seconds": round(time.perf_counter() - started, 2), "slides": total},
+            )
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def _keep_lease(self, deck_id: UUID) -> None:
+        """Renew the lease while this process works; if it dies, another replica takes over
+        within one lease."""
+        while True:
+            await asyncio.sleep(self._lease_s / 3)
+            with contextlib.suppress(OSError, asyncpg.PostgresError):
+                await repository.renew_lease(self._pool, deck_id, self._lease_s)
+
+    async def _ingest_steps(self, deck_id: UUID, kind: str, total: int) -> None:
+        data = await self._storage.get_bytes(original_key(deck_id))
+        deck = await run_bounded(pipeline.inspect, data, self._limits, bounds=self._bounds)
+        progress = _ProgressWriter(self._pool, deck_id, total)
+        with tempfile.TemporaryDirectory(prefix="podium-render-") as out_dir:
+            pages = await run_bounded(
+                pipeline.render, data, kind, out_dir, self._limits,
+                bounds=self._bounds, on_progress=progress.rendered,
+            )  # fmt: skip
+            if pages is not None and len(pages) != len(deck.slides):
+                logger.warning(
+                    "preview count differs from slide count; previews dropped",
+                    extra={"deck_id": str(deck_id), "pages": len(pages), "slides": total},
+                )
+                pages = None
+            keys: dict[int, tuple[str, str]] = {}
+            for slide, (full, thumb) in zip(deck.slides, pages or [], strict=False):
+                keys[slide.index] = image_keys(deck_id, slide.index)
+                await self._storage.put_file(keys[slide.index][0], Path(full))
+                await self._storage.put_file(keys[slide.index][1], Path(thumb))
+        chunks: list[Chunk] = [c for s in deck.slides for c in chunk_slide(s)]
+        vectors = await self._embedder.embed([c.content for c in chunks])
+        await progress.flush()
+        rows = [
+            (s.index, s.title, s.text, s.notes, *keys.get(s.index, (None, None)))
+            for s in deck.slides
+        ]
+        async with self._pool.acquire() as conn, conn.transaction():
+            await repository.replace_content(
+                conn, deck_id, rows, chunks, vectors,
+                title=deck.title, previews=pages is not None,
+                model=self._embedder.model, dimension=self._embedder.dimension,
+            )  # fmt: skip
+
+
+def _sandbox_failure(exc: SandboxFailed) -> tuple[str, str]:
+    if exc.reason == "timeout":
+        return "processing_timeout", "The deck took too long to process; simplify or split it."
+    if exc.reason == "memory":
+        return "processing_memory", "The deck needs too much memory to process; simplify it."
+    return "unreadable", "The deck could not be processed; check that it opens and upload it again."
+
+
+class _ProgressWriter:
+    """Progress is written at most every 0.5 s."""
+
+    def __init__(self, pool: asyncpg.Pool, deck_id: UUID, total: int) -> None:
+        self._pool = pool
+        self._deck_id = deck_id
+        self._total = total
+        self._done = 0
+        self._written_at = 0.0
+        self._pending: asyncio.Task[None] | None = None
+
+    def rendered(self, done: int, total: int) -> None:
+        self._done = min(done, self._total)
+        now = time.monotonic()
+        if now - self._written_at >= 0.5 and (self._pending is None or self._pending.done()):
+            self._written_at = now
+            self._pending = asyncio.create_task(
+                repository.set_progress(self._pool, self._deck_id, self._done)
+            )
+
+    async def flush(self) -> None:
+        if self._pending is not None:
+            with contextlib.suppress(Exception):
+                await self._pending

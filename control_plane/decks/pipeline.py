@@ -1,0 +1,33 @@
+"""The steps of ingestion that touch untrusted bytes; each runs inside the sandbox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from control_plane.decks.extract import (
+    DeckKind,
+    ExtractedDeck,
+    Limits,
+    extract,
+    pptx_to_pdf,
+    render_pdf_pages,
+    sniff_kind,
+)
+from control_plane.decks.sandbox import Progress
+
+
+def inspect(data: bytes, limits: Limits, *, progress: Progress) -> ExtractedDeck:
+    """Validate the upload and read its slides' text and notes (fast: done during the request)."""
+    sniff_kind(data, limits)
+    return extract(data, limits)
+
+
+def render(
+    data: bytes, kind: DeckKind, out_dir: str, limits: Limits, *, progress: Progress
+) -> list[tuple[str, str]] | None:
+    """Preview images (full, thumbnail) per slide, or None when previews are unavailable."""
+    pdf = data if kind == "pdf" else pptx_to_pdf(data)
+    if pdf is None:
+        return None
+    pages = render_pdf_pages(pdf, Path(out_dir), limits, on_page=progress)
+    return [(str(full), str(thumb)) for full, thumb in pages]

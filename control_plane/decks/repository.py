@@ -1,0 +1,254 @@
+"""SQL for decks, slides and chunks. Tenant-facing reads filter by tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypeAlias
+from uuid import UUID
+
+import asyncpg
+import numpy as np
+
+from control_plane.decks.chunking import Chunk
+
+Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
+
+_DECK_COLUMNS = (
+    "id, tenant_id, filename, kind, size_bytes, sha256, title, status, slides_total, "
+    "slides_done, failure_code, failure_message, previews_available, embedding_model, "
+    "embedding_dim, attempts, created_at, updated_at, ready_at"
+)
+
+
+async def insert_deck(
+    conn: Conn,
+    *,
+    deck_id: UUID,
+    tenant_id: UUID,
+    filename: str,
+    kind: str,
+    size_bytes: int,
+    sha256: str,
+    title: str | None,
+    slides_total: int,
+) -> asyncpg.Record:
+    row: asyncpg.Record = await conn.fetchrow(
+        f"""
+        INSERT INTO decks (id, tenant_id, filename, kind, size_bytes, sha256, title, slides_total)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        RETURNING {_DECK_COLUMNS}
+        """,
+        deck_id,
+        tenant_id,
+        filename,
+        kind,
+        size_bytes,
+        sha256,
+        title,
+        slides_total,
+    )
+    return row
+
+
+async def get_for_tenant(conn: Conn, tenant_id: UUID, deck_id: UUID) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"SELECT {_DECK_COLUMNS} FROM decks WHERE id = $1 AND tenant_id = $2", deck_id, tenant_id
+    )
+    return row
+
+
+async def get_by_id(conn: Conn, deck_id: UUID) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"SELECT {_DECK_COLUMNS} FROM decks WHERE id = $1", deck_id
+    )
+    return row
+
+
+async def list_for_tenant(
+    conn: Conn, tenant_id: UUID, *, limit: int, before: tuple[object, UUID] | None
+) -> list[asyncpg.Record]:
+    if before is None:
+        rows = await conn.fetch(
+            f"""SELECT {_DECK_COLUMNS} FROM decks WHERE tenant_id = $1
+            ORDER BY created_at DESC, id DESC LIMIT $2""",
+            tenant_id,
+            limit,
+        )
+    else:
+        rows = await conn.fetch(
+            f"""SELECT {_DECK_COLUMNS} FROM decks WHERE tenant_id = $1
+            AND (created_at, id) < ($2, $3)
+            ORDER BY created_at DESC, id DESC LIMIT $4""",
+            tenant_id,
+            before[0],
+            before[1],
+            limit,
+        )
+    return list(rows)
+
+
+async def delete_for_tenant(conn: Conn, tenant_id: UUID, deck_id: UUID) -> bool:
+    done: str = await conn.execute(
+        "DELETE FROM decks WHERE id = $1 AND tenant_id = $2", deck_id, tenant_id
+    )
+    return done.endswith(" 1")
+
+
+async def claim_next(conn: Conn, lease_s: float, max_attempts: int) -> asyncpg.Record | None:
+    """Take the oldest deck waiting for ingestion, or one whose lease ran out (its ingester
+    died); several control-plane replicas may call this at once."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"""
+        UPDATE decks SET status = 'processing', attempts = attempts + 1,
+            lease_until = now() + make_interval(secs => $1), updated_at = now()
+        WHERE id = (
+            SELECT id FROM decks
+            WHERE (status = 'pending' OR (status = 'processing' AND lease_until < now()))
+              AND attempts < $2
+            ORDER BY created_at
+            FOR UPDATE SKIP LOCKED
+            LIMIT 1
+        )
+        RETURNING {_DECK_COLUMNS}
+        """,
+        float(lease_s),
+        max_attempts,
+    )
+    return row
+
+
+async def fail_exhausted(conn: Conn, max_attempts: int) -> int:
+    """Decks whose every attempt died mid-way are failed rather than retried forever."""
+    done: str = await conn.execute(
+        """
+        UPDATE decks SET status = 'failed', failure_code = 'ingestion_failed',
+            failure_message = 'Ingestion failed repeatedly; upload the deck again.',
+            lease_until = NULL, updated_at = now()
+        WHERE status = 'processing' AND lease_until < now() AND attempts >= $1
+        """,
+        max_attempts,
+    )
+    return int(done.split()[-1])
+
+
+async def set_progress(conn: Conn, deck_id: UUID, done: int) -> None:
+    await conn.execute(
+        """UPDATE decks SET slides_done = $2, updated_at = now()
+        WHERE id = $1 AND status = 'processing'""",
+        deck_id,
+        done,
+    )
+
+
+async def renew_lease(conn: Conn, deck_id: UUID, lease_s: float) -> None:
+    await conn.execute(
+        """UPDATE decks SET lease_until = now() + make_interval(secs => $2)
+        WHERE id = $1 AND status = 'processing'""",
+        deck_id,
+        lease_s,
+    )
+
+
+async def mark_failed(conn: Conn, deck_id: UUID, code: str, message: str) -> None:
+    await conn.execute(
+        """UPDATE decks SET status = 'failed', failure_code = $2, failure_message = $3,
+        lease_until = NULL, updated_at = now() WHERE id = $1""",
+        deck_id,
+        code,
+        message,
+    )
+
+
+async def mark_retry(conn: Conn, deck_id: UUID) -> None:
+    await conn.execute(
+        """UPDATE decks SET status = 'pending', lease_until = NULL, updated_at = now()
+        WHERE id = $1 AND status = 'processing'""",
+        deck_id,
+    )
+
+
+async def replace_content(
+    conn: asyncpg.Connection,
+    deck_id: UUID,
+    slides: Sequence[tuple[int, str | None, str, str | None, str | None, str | None]],
+    chunks: Sequence[Chunk],
+    vectors: np.ndarray,
+    *,
+    title: str | None,
+    previews: bool,
+    model: str,
+    dimension: int,
+) -> None:
+    """Write slides and chunks and mark the deck ready, all in the caller's transaction."""
+    await conn.execute("DELETE FROM slides WHERE deck_id = $1", deck_id)
+    await conn.execute("DELETE FROM chunks WHERE deck_id = $1", deck_id)
+    await conn.copy_records_to_table(
+        "slides",
+        records=[(deck_id, *s) for s in slides],
+        columns=["deck_id", "index", "title", "body", "notes", "image_key", "thumb_key"],
+    )
+    await conn.copy_records_to_table(
+        "chunks",
+        records=[
+            (deck_id, c.slide_index, c.kind, c.content, vectors[i]) for i, c in enumerate(chunks)
+        ],
+        columns=["deck_id", "slide_index", "kind", "content", "embedding"],
+    )
+    await conn.execute(
+        """UPDATE decks SET status = 'ready', slides_done = slides_total,
+        title = COALESCE(title, $2),
+        previews_available = $3, embedding_model = $4, embedding_dim = $5, lease_until = NULL,
+        failure_code = NULL, failure_message = NULL, ready_at = now(), updated_at = now()
+        WHERE id = $1""",
+        deck_id,
+        title,
+        previews,
+        model,
+        dimension,
+    )
+
+
+async def list_slides(conn: Conn, deck_id: UUID) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            """SELECT index, title, body, notes, image_key, thumb_key FROM slides
+            WHERE deck_id = $1 ORDER BY index""",
+            deck_id,
+        )
+    )
+
+
+async def dense_hits(
+    conn: Conn, deck_id: UUID, query: np.ndarray, limit: int
+) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            """SELECT slide_index, kind, content, 1 - (embedding <=> $2) AS score
+            FROM chunks WHERE deck_id = $1 ORDER BY embedding <=> $2 LIMIT $3""",
+            deck_id,
+            query,
+            limit,
+        )
+    )
+
+
+async def lexical_hits(conn: Conn, deck_id: UUID, text: str, limit: int) -> list[asyncpg.Record]:
+    # Any query word may match (OR), ranked by cover density: people ask in sentences, and
+    # websearch_to_tsquery's AND of every word rarely matches a slide.
+    return list(
+        await conn.fetch(
+            """
+            WITH q AS (
+                SELECT to_tsquery('english', string_agg(lexeme, ' | ')) AS query
+                FROM unnest(tsvector_to_array(to_tsvector('english', $2))) AS lexeme
+            )
+            SELECT slide_index, kind, content, ts_rank_cd(tsv, q.query, 32) AS score
+            FROM chunks, q
+            WHERE deck_id = $1 AND q.query IS NOT NULL AND tsv @@ q.query
+            ORDER BY score DESC LIMIT $3
+            """,
+            deck_id,
+            text,
+            limit,
+        )
+    )

@@ -1,0 +1,211 @@
+"""Deck lifecycle for integrators: upload (validated during the request), read, search, delete."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+from datetime import datetime
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from control_plane.decks import pipeline, repository
+from control_plane.decks.embeddings import Embedder, EmbeddingError
+from control_plane.decks.extract import DeckRejected, Limits
+from control_plane.decks.ingest import IngestionRunner, original_key
+from control_plane.decks.sandbox import Bounds, SandboxFailed, run_bounded
+from control_plane.decks.schemas import (
+    DeckFailure,
+    DeckList,
+    DeckProgress,
+    DeckPublic,
+    SearchHit,
+    SearchResults,
+    SlideList,
+    SlidePublic,
+)
+from control_plane.decks.search import search_deck
+from control_plane.errors import Conflict, NotFound, PodiumError, UpstreamUnavailable
+from control_plane.storage import AssetStorage, UrlSigner
+
+logger = logging.getLogger(__name__)
+
+
+class DeckUnprocessable(PodiumError):
+    """The upload is not a deck we can read; ``code`` names the reason."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status_code = 413 if code in ("too_large", "archive_too_large") else 422
+
+
+class DeckNotReady(Conflict):
+    code = "deck_not_ready"
+
+
+def to_public(row: asyncpg.Record) -> DeckPublic:
+    failure = (
+        DeckFailure(code=row["failure_code"], message=row["failure_message"])
+        if row["failure_code"]
+        else None
+    )
+    return DeckPublic(
+        deck_id=row["id"],
+        filename=row["filename"],
+        kind=row["kind"],
+        title=row["title"],
+        status=row["status"],
+        progress=DeckProgress(slides_done=row["slides_done"], slides_total=row["slides_total"]),
+        failure=failure,
+        previews_available=row["previews_available"],
+        size_bytes=row["size_bytes"],
+        sha256=row["sha256"],
+        embedding_model=row["embedding_model"],
+        created_at=row["created_at"],
+        ready_at=row["ready_at"],
+    )
+
+
+def _encode_cursor(created_at: datetime, deck_id: UUID) -> str:
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{deck_id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    try:
+        stamp, raw_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.fromisoformat(stamp), UUID(raw_id)
+    except ValueError as exc:
+        raise PodiumError("The cursor is not one this API returned.") from exc
+
+
+class DeckService:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        storage: AssetStorage,
+        embedder: Embedder,
+        runner: IngestionRunner,
+        signer: UrlSigner,
+        limits: Limits,
+        bounds: Bounds,
+    ) -> None:
+        self._pool = pool
+        self._storage = storage
+        self._embedder = embedder
+        self._runner = runner
+        self._signer = signer
+        self.limits = limits
+        self._bounds = bounds
+
+    async def upload(self, tenant_id: UUID, filename: str, data: bytes) -> DeckPublic:
+        try:
+            deck = await run_bounded(pipeline.inspect, data, self.limits, bounds=self._bounds)
+        except DeckRejected as exc:
+            raise DeckUnprocessable(exc.code, exc.message) from exc
+        except SandboxFailed as exc:
+            raise DeckUnprocessable(
+                "unreadable", "The file could not be read as a deck; check that it opens."
+            ) from exc
+        deck_id = uuid4()
+        await self._storage.put_bytes(original_key(deck_id), data)
+        row = await repository.insert_deck(
+            self._pool,
+            deck_id=deck_id,
+            tenant_id=tenant_id,
+            filename=filename[:255] or "deck",
+            kind=deck.kind,
+            size_bytes=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            title=deck.title,
+            slides_total=len(deck.slides),
+        )
+        self._runner.wake()
+        logger.info("deck accepted", extra={"deck_id": str(deck_id), "slides": len(deck.slides)})
+        return to_public(row)
+
+    async def get(self, tenant_id: UUID, deck_id: UUID) -> DeckPublic:
+        return to_public(await self._load(tenant_id, deck_id))
+
+    async def list(self, tenant_id: UUID, limit: int, cursor: str | None) -> DeckList:
+        before = _decode_cursor(cursor) if cursor else None
+        rows = await repository.list_for_tenant(
+            self._pool, tenant_id, limit=limit + 1, before=before
+        )
+        items = [to_public(r) for r in rows[:limit]]
+        next_cursor = (
+            _encode_cursor(rows[limit - 1]["created_at"], rows[limit - 1]["id"])
+            if len(rows) > limit
+            else None
+        )
+        return DeckList(items=items, next_cursor=next_cursor)
+
+    async def slides(self, tenant_id: UUID, deck_id: UUID) -> SlideList:
+        await self._ready(tenant_id, deck_id)
+        rows = await repository.list_slides(self._pool, deck_id)
+        return SlideList(
+            deck_id=deck_id,
+            slides=[
+                SlidePublic(
+                    index=r["index"],
+                    title=r["title"],
+                    text=r["body"],
+                    notes=r["notes"],
+                    image_url=self._signer.url(r["image_key"]) if r["image_key"] else None,
+                    thumbnail_url=self._signer.url(r["thumb_key"]) if r["thumb_key"] else None,
+                )
+                for r in rows
+            ],
+        )
+
+    async def search(self, tenant_id: UUID, deck_id: UUID, query: str, k: int) -> SearchResults:
+        deck = await self._ready(tenant_id, deck_id)
+        if deck["embedding_model"] != self._embedder.model:
+            raise Conflict(
+                f"The deck was indexed with {deck['embedding_model']}, but this server embeds "
+                f"with {self._embedder.model}; upload the deck again to search it."
+            )
+        try:
+            ranked = await search_deck(self._pool, self._embedder, deck_id, query, k)
+        except EmbeddingError as exc:
+            raise UpstreamUnavailable(str(exc)) from exc
+        titles = {r["index"]: r["title"] for r in await repository.list_slides(self._pool, deck_id)}
+        return SearchResults(
+            deck_id=deck_id,
+            query=query,
+            hits=[
+                SearchHit(
+                    slide_index=s.slide_index,
+                    title=titles.get(s.slide_index),
+                    score=round(s.score, 6),
+                    snippet=s.snippet,
+                    matched="notes" if s.matched == "notes" else "slide",
+                )
+                for s in ranked
+            ],
+        )
+
+    async def delete(self, tenant_id: UUID, deck_id: UUID) -> None:
+        if not await repository.delete_for_tenant(self._pool, tenant_id, deck_id):
+            raise NotFound(f"Deck {deck_id} was not found.")
+        await self._storage.delete_prefix(f"decks/{deck_id}")
+
+    async def require_ready(self, tenant_id: UUID, deck_id: UUID) -> asyncpg.Record:
+        return await self._ready(tenant_id, deck_id)
+
+    async def _load(self, tenant_id: UUID, deck_id: UUID) -> asyncpg.Record:
+        row = await repository.get_for_tenant(self._pool, tenant_id, deck_id)
+        if row is None:
+            raise NotFound(f"Deck {deck_id} was not found.")
+        return row
+
+    async def _ready(self, tenant_id: UUID, deck_id: UUID) -> asyncpg.Record:
+        row = await self._load(tenant_id, deck_id)
+        if row["status"] != "ready":
+            raise DeckNotReady(
+                f"Deck {deck_id} is {row['status']}"
+                + (f" ({row['failure_message']})" if row["failure_message"] else "")
+                + "; only ready decks can be used."
+            )
+        return row

@@ -1,0 +1,98 @@
+"""Asset storage behind a small interface; the local filesystem by default.
+
+Keys are ours (``decks/<uuid>/slide-001.webp``), never a user's file name, and are checked so a
+key can never leave the storage root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Protocol
+
+_KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*(/[a-z0-9][a-z0-9_.-]*)*$")
+
+
+class InvalidKey(ValueError):
+    pass
+
+
+def check_key(key: str) -> str:
+    if not _KEY_RE.match(key) or ".." in key or len(key) > 300:
+        raise InvalidKey(f"invalid asset key {key!r}")
+    return key
+
+
+class AssetStorage(Protocol):
+    async def put_bytes(self, key: str, data: bytes) -> None: ...
+    async def put_file(self, key: str, source: Path) -> None: ...
+    async def get_bytes(self, key: str) -> bytes: ...
+    async def delete_prefix(self, prefix: str) -> None: ...
+    def local_path(self, key: str) -> Path | None:
+        """A path the web server may stream from, when the backend is local."""
+        ...
+
+
+class LocalStorage:
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    async def put_bytes(self, key: str, data: bytes) -> None:
+        await asyncio.to_thread(self._write, self._path(key), data)
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)  # readers never see a half-written file
+
+    async def put_file(self, key: str, source: Path) -> None:
+        path = self._path(key)
+
+        def move() -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(source, path)
+
+        await asyncio.to_thread(move)
+
+    async def get_bytes(self, key: str) -> bytes:
+        return await asyncio.to_thread(self._path(key).read_bytes)
+
+    async def delete_prefix(self, prefix: str) -> None:
+        path = self._path(prefix.rstrip("/"))
+        await asyncio.to_thread(shutil.rmtree, path, True)
+
+    def local_path(self, key: str) -> Path | None:
+        path = self._path(key)
+        return path if path.is_file() else None
+
+
+class UrlSigner:
+    """Short-lived signed asset URLs, so browsers can load slide images without an API key."""
+
+    def __init__(self, secret: str, base_url: str, ttl_s: int = 3600) -> None:
+        self._secret = secret.encode()
+        self._base = base_url.rstrip("/")
+        self._ttl_s = ttl_s
+
+    def _sig(self, key: str, expires: int) -> str:
+        msg = f"{key}\n{expires}".encode()
+        return hmac.new(self._secret, msg, hashlib.sha256).hexdigest()[:32]
+
+    def url(self, key: str) -> str:
+        # Expiry rounded up to the minute, so URLs stay cacheable for a while.
+        expires = (int(time.time()) + self._ttl_s) // 60 * 60 + 60
+        return f"{self._base}/assets/{key}?exp={expires}&sig={self._sig(key, expires)}"
+
+    def verify(self, key: str, expires: int, sig: str) -> bool:
+        return expires >= time.time() and hmac.compare_digest(sig, self._sig(key, expires))
