@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -61,6 +62,8 @@ class EphemeralStack:
         self._exit = ExitStack()
         self.api_url = ""
         self.api_env: dict[str, str] = {}
+        self.api_process: ManagedProcess | None = None
+        self._api_overrides: dict[str, str] = {}
 
     def __enter__(self) -> EphemeralStack:
         try:
@@ -106,7 +109,17 @@ class EphemeralStack:
             cwd=ROOT,
         )
         self._start(proc, f"{self.api_url}/readyz", timeout_s)
+        self.api_process = proc
+        self._api_overrides = env
         return proc
+
+    def restart_control_plane(self, *, hard: bool = True, timeout_s: float = 60) -> ManagedProcess:
+        """Kill (SIGKILL when ``hard``) and start the control plane again on the same port."""
+        if self.api_process is None:
+            raise RuntimeError("the control plane is not running")
+        self.api_process.signal(signal.SIGKILL if hard else signal.SIGTERM)
+        self.api_process.stop()
+        return self.start_control_plane(timeout_s, **self._api_overrides)
 
     def start_worker(
         self, name: str = "worker", timeout_s: float = 120, **env: str
