@@ -37,5 +37,5 @@ async def get_asset(
     if path is None:
         raise NotFound("No such asset.")
     return FileResponse(
-        path, media_type="image/webp", headers={"Cache-Control": "private, max-age=600"}
+        path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=600"}
     )

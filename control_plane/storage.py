@@ -1,6 +1,6 @@
 """Asset storage behind a small interface; the local filesystem by default.
 
-Keys are ours (``decks/<uuid>/slide-001.webp``), never a user's file name, and are checked so a
+Keys are ours (``decks/<uuid>/slide-001.jpg``), never a user's file name, and are checked so a
 key can never leave the storage root.
 """
 

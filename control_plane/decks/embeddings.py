@@ -173,7 +173,7 @@ class OpenAIEmbedder:
         api_key: str,
         base_url: str = "https://api.openai.com/v1",
         model: str = "text-embedding-3-small",
-        dimension: int = 1536,
+        dimension: int = 384,
         timeout_s: float = 30.0,
     ) -> None:
         self.model = model
@@ -199,7 +199,12 @@ class OpenAIEmbedder:
         for attempt in range(_ATTEMPTS):
             response: httpx.Response | None = None
             try:
-                response = await client.post(self._url, json={"model": self.model, "input": batch})
+                response = await client.post(
+                    self._url,
+                    # text-embedding-3 models shorten their vectors on request; Podium stores
+                    # one dimension (384) for every provider.
+                    json={"model": self.model, "input": list(batch), "dimensions": self.dimension},
+                )
             except httpx.TransportError as exc:
                 if attempt == _ATTEMPTS - 1:
                     raise EmbeddingError(
@@ -230,11 +235,9 @@ class OpenAIEmbedder:
         return _unit_rows(vectors)
 
 
-_OPENAI_DIMENSIONS = {
-    "text-embedding-3-small": 1536,
-    "text-embedding-3-large": 3072,
-    "text-embedding-ada-002": 1536,
-}
+# The dimension of Podium's vector column: the local model's, and what text-embedding-3 models
+# are asked for.
+STORED_DIMENSION = 384
 
 
 def build_embedder(
@@ -254,9 +257,14 @@ def build_embedder(
     if not openai_api_key:
         raise ValueError("the openai embedding provider needs an API key")
     model = openai_model or "text-embedding-3-small"
+    if not model.startswith("text-embedding-3"):
+        raise ValueError(
+            f"embedding model {model!r} cannot produce {STORED_DIMENSION}-dimension vectors; "
+            "use text-embedding-3-small or text-embedding-3-large"
+        )
     return OpenAIEmbedder(
         api_key=openai_api_key,
         base_url=openai_base_url or "https://api.openai.com/v1",
         model=model,
-        dimension=_OPENAI_DIMENSIONS.get(model, 1536),
+        dimension=STORED_DIMENSION,
     )

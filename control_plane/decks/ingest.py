@@ -21,7 +21,7 @@ import asyncpg
 from control_plane.decks import pipeline, repository
 from control_plane.decks.chunking import Chunk, chunk_slide
 from control_plane.decks.embeddings import Embedder, EmbeddingError
-from control_plane.decks.extract import DeckRejected, Limits
+from control_plane.decks.extract import DeckRejected, ExtractedSlide, Limits
 from control_plane.decks.sandbox import Bounds, SandboxFailed, run_bounded
 from control_plane.storage import AssetStorage
 
@@ -37,8 +37,8 @@ def original_key(deck_id: UUID) -> str:
 
 def image_keys(deck_id: UUID, index: int) -> tuple[str, str]:
     return (
-        f"decks/{deck_id}/slide-{index:03d}.webp",
-        f"decks/{deck_id}/slide-{index:03d}-thumb.webp",
+        f"decks/{deck_id}/slide-{index:03d}.jpg",
+        f"decks/{deck_id}/slide-{index:03d}-thumb.jpg",
     )
 
 
@@ -133,37 +133,55 @@ class IngestionRunner:
 
     async def _ingest_steps(self, deck_id: UUID, kind: str, total: int) -> None:
         data = await self._storage.get_bytes(original_key(deck_id))
-        deck = await run_bounded(pipeline.inspect, data, self._limits, bounds=self._bounds)
+        slides = [
+            ExtractedSlide(index=r["index"], title=r["title"], text=r["body"], notes=r["notes"])
+            for r in await repository.list_slides(self._pool, deck_id)
+        ]
+        chunks: list[Chunk] = [c for s in slides for c in chunk_slide(s)]
         progress = _ProgressWriter(self._pool, deck_id, total)
+        # Rendering runs in a child process and embedding in a thread: overlap them.
+        try:
+            async with asyncio.TaskGroup() as group:
+                embedding = group.create_task(self._embedder.embed([c.content for c in chunks]))
+                rendering = group.create_task(self._render(deck_id, data, kind, total, progress))
+        except BaseExceptionGroup as group_error:
+            raise group_error.exceptions[0] from None
+        vectors, images = embedding.result(), rendering.result()
+        await progress.flush()
+        async with self._pool.acquire() as conn, conn.transaction():
+            await repository.complete_ingestion(
+                conn, deck_id, images, chunks, vectors,
+                model=self._embedder.model, dimension=self._embedder.dimension,
+            )  # fmt: skip
+
+    async def _render(
+        self,
+        deck_id: UUID,
+        data: bytes,
+        kind: str,
+        slide_count: int,
+        progress: _ProgressWriter,
+    ) -> dict[int, tuple[str, str]]:
+        """Store each slide's preview pair; an empty mapping when previews are unavailable."""
         with tempfile.TemporaryDirectory(prefix="podium-render-") as out_dir:
             pages = await run_bounded(
                 pipeline.render, data, kind, out_dir, self._limits,
                 bounds=self._bounds, on_progress=progress.rendered,
             )  # fmt: skip
-            if pages is not None and len(pages) != len(deck.slides):
+            if pages is None:
+                return {}
+            if len(pages) != slide_count:
                 logger.warning(
                     "preview count differs from slide count; previews dropped",
-                    extra={"deck_id": str(deck_id), "pages": len(pages), "slides": total},
+                    extra={"deck_id": str(deck_id), "pages": len(pages), "slides": slide_count},
                 )
-                pages = None
+                return {}
             keys: dict[int, tuple[str, str]] = {}
-            for slide, (full, thumb) in zip(deck.slides, pages or [], strict=False):
-                keys[slide.index] = image_keys(deck_id, slide.index)
-                await self._storage.put_file(keys[slide.index][0], Path(full))
-                await self._storage.put_file(keys[slide.index][1], Path(thumb))
-        chunks: list[Chunk] = [c for s in deck.slides for c in chunk_slide(s)]
-        vectors = await self._embedder.embed([c.content for c in chunks])
-        await progress.flush()
-        rows = [
-            (s.index, s.title, s.text, s.notes, *keys.get(s.index, (None, None)))
-            for s in deck.slides
-        ]
-        async with self._pool.acquire() as conn, conn.transaction():
-            await repository.replace_content(
-                conn, deck_id, rows, chunks, vectors,
-                title=deck.title, previews=pages is not None,
-                model=self._embedder.model, dimension=self._embedder.dimension,
-            )  # fmt: skip
+            for index, (full, thumb) in enumerate(pages, start=1):
+                keys[index] = image_keys(deck_id, index)
+                await self._storage.put_file(keys[index][0], Path(full))
+                await self._storage.put_file(keys[index][1], Path(thumb))
+            return keys
 
 
 def _sandbox_failure(exc: SandboxFailed) -> tuple[str, str]:

@@ -167,26 +167,36 @@ async def mark_retry(conn: Conn, deck_id: UUID) -> None:
     )
 
 
-async def replace_content(
+async def insert_slides(
     conn: asyncpg.Connection,
     deck_id: UUID,
-    slides: Sequence[tuple[int, str | None, str, str | None, str | None, str | None]],
-    chunks: Sequence[Chunk],
-    vectors: np.ndarray,
-    *,
-    title: str | None,
-    previews: bool,
-    model: str,
-    dimension: int,
+    slides: Sequence[tuple[int, str | None, str, str | None]],
 ) -> None:
-    """Write slides and chunks and mark the deck ready, all in the caller's transaction."""
-    await conn.execute("DELETE FROM slides WHERE deck_id = $1", deck_id)
-    await conn.execute("DELETE FROM chunks WHERE deck_id = $1", deck_id)
+    """Slide text and notes, known from the upload's validation before ingestion starts."""
     await conn.copy_records_to_table(
         "slides",
         records=[(deck_id, *s) for s in slides],
-        columns=["deck_id", "index", "title", "body", "notes", "image_key", "thumb_key"],
+        columns=["deck_id", "index", "title", "body", "notes"],
     )
+
+
+async def complete_ingestion(
+    conn: asyncpg.Connection,
+    deck_id: UUID,
+    images: dict[int, tuple[str, str]],
+    chunks: Sequence[Chunk],
+    vectors: np.ndarray,
+    *,
+    model: str,
+    dimension: int,
+) -> None:
+    """Attach previews, write the chunks and mark the deck ready, in the caller's transaction.
+    Safe to repeat: a retried ingestion replaces what an interrupted one wrote."""
+    await conn.executemany(
+        "UPDATE slides SET image_key = $3, thumb_key = $4 WHERE deck_id = $1 AND index = $2",
+        [(deck_id, index, full, thumb) for index, (full, thumb) in images.items()],
+    )
+    await conn.execute("DELETE FROM chunks WHERE deck_id = $1", deck_id)
     await conn.copy_records_to_table(
         "chunks",
         records=[
@@ -196,13 +206,11 @@ async def replace_content(
     )
     await conn.execute(
         """UPDATE decks SET status = 'ready', slides_done = slides_total,
-        title = COALESCE(title, $2),
-        previews_available = $3, embedding_model = $4, embedding_dim = $5, lease_until = NULL,
+        previews_available = $2, embedding_model = $3, embedding_dim = $4, lease_until = NULL,
         failure_code = NULL, failure_message = NULL, ready_at = now(), updated_at = now()
         WHERE id = $1""",
         deck_id,
-        title,
-        previews,
+        bool(images),
         model,
         dimension,
     )

@@ -110,17 +110,21 @@ class DeckService:
             ) from exc
         deck_id = uuid4()
         await self._storage.put_bytes(original_key(deck_id), data)
-        row = await repository.insert_deck(
-            self._pool,
-            deck_id=deck_id,
-            tenant_id=tenant_id,
-            filename=filename[:255] or "deck",
-            kind=deck.kind,
-            size_bytes=len(data),
-            sha256=hashlib.sha256(data).hexdigest(),
-            title=deck.title,
-            slides_total=len(deck.slides),
-        )
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await repository.insert_deck(
+                conn,
+                deck_id=deck_id,
+                tenant_id=tenant_id,
+                filename=filename[:255] or "deck",
+                kind=deck.kind,
+                size_bytes=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+                title=deck.title,
+                slides_total=len(deck.slides),
+            )
+            await repository.insert_slides(
+                conn, deck_id, [(s.index, s.title, s.text, s.notes) for s in deck.slides]
+            )
         self._runner.wake()
         logger.info("deck accepted", extra={"deck_id": str(deck_id), "slides": len(deck.slides)})
         return to_public(row)

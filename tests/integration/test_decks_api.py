@@ -59,7 +59,7 @@ async def test_pptx_is_ingested_with_notes_previews_and_search(
     if deck["previews_available"]:  # LibreOffice present (scripts/bootstrap installs it)
         image = await api.get(by_index[1]["image_url"])
         assert image.status_code == 200
-        assert image.headers["content-type"] == "image/webp"
+        assert image.headers["content-type"] == "image/jpeg"
         thumb = await api.get(by_index[1]["thumbnail_url"])
         assert len(thumb.content) < len(image.content)
         tampered = by_index[1]["image_url"].replace("sig=", "sig=0")

@@ -164,12 +164,13 @@ class FakeOpenAI:
         self.failures: list[int] = []  # statuses to answer, in turn, before succeeding
         self.retry_after: str | None = None
         self.requests: list[dict[str, Any]] = []
+        self.honour_dimensions = True
         self.authorizations: list[str] = []
         self.url = ""
 
-    def vector(self, text: str) -> Any:
+    def vector(self, text: str, size: int) -> Any:
         seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
-        return np.random.default_rng(seed).normal(size=self.dimension) * 3
+        return np.random.default_rng(seed).normal(size=size) * 3
 
     async def embeddings(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -184,8 +185,10 @@ class FakeOpenAI:
             headers = {"Retry-After": self.retry_after} if self.retry_after else None
             error = {"message": message, "type": "invalid_request_error", "code": None}
             return web.json_response({"error": error}, status=status, headers=headers)
+        # Like text-embedding-3 models, shorten vectors when asked (unless told to misbehave).
+        size = body.get("dimensions", self.dimension) if self.honour_dimensions else self.dimension
         data = [
-            {"object": "embedding", "index": i, "embedding": self.vector(text).tolist()}
+            {"object": "embedding", "index": i, "embedding": self.vector(text, size).tolist()}
             for i, text in enumerate(body["input"])
         ]
         usage = {"prompt_tokens": len(data), "total_tokens": len(data)}
@@ -222,11 +225,12 @@ async def test_openai_batches_requests_and_returns_unit_rows_in_order(
     texts = [f"slide {i}: revenue and pricing" for i in range(600)]
     vectors = await openai(fake_openai).embed(texts)
     assert [len(r["input"]) for r in fake_openai.requests] == [256, 256, 88]
+    assert {r["dimensions"] for r in fake_openai.requests} == {8}
     assert {r["model"] for r in fake_openai.requests} == {"text-embedding-3-small"}
     assert set(fake_openai.authorizations) == {"Bearer sk-test-1234"}
     assert vectors.shape == (600, 8)
     assert vectors.dtype == np.float32
-    expected = np.stack([fake_openai.vector(t) for t in texts])
+    expected = np.stack([fake_openai.vector(t, 8) for t in texts])
     expected /= np.linalg.norm(expected, axis=1, keepdims=True)
     np.testing.assert_allclose(vectors, expected, atol=1e-6)
 
@@ -235,7 +239,7 @@ async def test_openai_retries_server_errors(fake_openai: FakeOpenAI) -> None:
     fake_openai.failures = [500, 500]
     vectors = await openai(fake_openai).embed(["pricing"])
     assert len(fake_openai.requests) == 3
-    assert cosine(vectors[0], fake_openai.vector("pricing")) == pytest.approx(1.0)
+    assert cosine(vectors[0], fake_openai.vector("pricing", 8)) == pytest.approx(1.0)
 
 
 async def test_openai_gives_up_after_bounded_retries(fake_openai: FakeOpenAI) -> None:
@@ -261,6 +265,7 @@ async def test_openai_refusal_explains_itself(fake_openai: FakeOpenAI) -> None:
 
 
 async def test_openai_vectors_of_the_wrong_size_are_refused(fake_openai: FakeOpenAI) -> None:
+    fake_openai.honour_dimensions = False
     with pytest.raises(EmbeddingError, match="configured for size 1536"):
         await openai(fake_openai, dimension=1536).embed(["pricing"])
 
@@ -283,6 +288,8 @@ def test_build_embedder_picks_the_configured_provider() -> None:
     local = build_embedder("local")
     assert (local.model, local.dimension) == ("all-MiniLM-L6-v2-int8", 384)
     large = build_embedder("openai", openai_api_key="sk-x", openai_model="text-embedding-3-large")
-    assert (large.model, large.dimension) == ("text-embedding-3-large", 3072)
+    assert (large.model, large.dimension) == ("text-embedding-3-large", 384)
+    with pytest.raises(ValueError, match="cannot produce 384-dimension"):
+        build_embedder("openai", openai_api_key="sk-x", openai_model="text-embedding-ada-002")
     with pytest.raises(ValueError, match="API key"):
         build_embedder("openai")
