@@ -226,36 +226,40 @@ async def list_slides(conn: Conn, deck_id: UUID) -> list[asyncpg.Record]:
     )
 
 
-async def dense_hits(
-    conn: Conn, deck_id: UUID, query: np.ndarray, limit: int
+async def search_hits(
+    conn: Conn, deck_id: UUID, query: np.ndarray, text: str, limit: int
 ) -> list[asyncpg.Record]:
-    return list(
-        await conn.fetch(
-            """SELECT slide_index, kind, content, 1 - (embedding <=> $2) AS score
-            FROM chunks WHERE deck_id = $1 ORDER BY embedding <=> $2 LIMIT $3""",
-            deck_id,
-            query,
-            limit,
-        )
-    )
+    """Dense and lexical chunk hits in one round trip, best first within each ``source``.
 
-
-async def lexical_hits(conn: Conn, deck_id: UUID, text: str, limit: int) -> list[asyncpg.Record]:
-    # Any query word may match (OR), ranked by cover density: people ask in sentences, and
-    # websearch_to_tsquery's AND of every word rarely matches a slide.
+    Lexically, any query word may match (OR), ranked by cover density: people ask in
+    sentences, and websearch_to_tsquery's AND of every word rarely matches a slide.
+    """
     return list(
         await conn.fetch(
             """
-            WITH q AS (
+            WITH dense AS (
+                SELECT slide_index, kind, content, 1 - (embedding <=> $2) AS score
+                FROM chunks WHERE deck_id = $1 ORDER BY embedding <=> $2 LIMIT $4
+            ),
+            q AS (
                 SELECT to_tsquery('english', string_agg(lexeme, ' | ')) AS query
-                FROM unnest(tsvector_to_array(to_tsvector('english', $2))) AS lexeme
+                FROM unnest(tsvector_to_array(to_tsvector('english', $3))) AS lexeme
+            ),
+            lexical AS (
+                SELECT slide_index, kind, content, ts_rank_cd(tsv, q.query, 32) AS score
+                FROM chunks, q
+                WHERE deck_id = $1 AND q.query IS NOT NULL AND tsv @@ q.query
+                ORDER BY score DESC LIMIT $4
             )
-            SELECT slide_index, kind, content, ts_rank_cd(tsv, q.query, 32) AS score
-            FROM chunks, q
-            WHERE deck_id = $1 AND q.query IS NOT NULL AND tsv @@ q.query
-            ORDER BY score DESC LIMIT $3
+            SELECT 'dense' AS source, h.*, s.title FROM dense h
+                JOIN slides s ON s.deck_id = $1 AND s.index = h.slide_index
+            UNION ALL
+            SELECT 'lexical' AS source, h.*, s.title FROM lexical h
+                JOIN slides s ON s.deck_id = $1 AND s.index = h.slide_index
+            ORDER BY source, score DESC
             """,
             deck_id,
+            query,
             text,
             limit,
         )

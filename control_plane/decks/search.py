@@ -3,7 +3,7 @@ slide by reciprocal rank fusion, dense first when ranks tie."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from uuid import UUID
 
 import asyncpg
@@ -19,11 +19,11 @@ LEXICAL_WEIGHT = 0.5  # lexical hits confirm; dense similarity leads (paraphrase
 @dataclass
 class SlideScore:
     slide_index: int
+    title: str | None
     score: float = 0.0
     best_dense: float = -1.0
     snippet: str = ""
     matched: str = "slide"
-    seen: set[str] = field(default_factory=set)
 
 
 def _snippet(text: str, limit: int = 220) -> str:
@@ -35,17 +35,17 @@ async def search_deck(
     pool: asyncpg.Pool, embedder: Embedder, deck_id: UUID, query: str, k: int
 ) -> list[SlideScore]:
     vector = (await embedder.embed([query]))[0]
-    async with pool.acquire() as conn:
-        dense = await repository.dense_hits(conn, deck_id, vector, CANDIDATES)
-        lexical = await repository.lexical_hits(conn, deck_id, query, CANDIDATES)
+    rows = await repository.search_hits(pool, deck_id, vector, query, CANDIDATES)
+    dense = [r for r in rows if r["source"] == "dense"]
+    lexical = [r for r in rows if r["source"] == "lexical"]
     slides: dict[int, SlideScore] = {}
     for rank, row in enumerate(_best_per_slide(dense), start=1):
-        s = slides.setdefault(row["slide_index"], SlideScore(row["slide_index"]))
+        s = slides.setdefault(row["slide_index"], SlideScore(row["slide_index"], row["title"]))
         s.score += 1.0 / (RRF_K + rank)
         s.best_dense = float(row["score"])
         s.snippet, s.matched = _snippet(row["content"]), row["kind"]
     for rank, row in enumerate(_best_per_slide(lexical), start=1):
-        s = slides.setdefault(row["slide_index"], SlideScore(row["slide_index"]))
+        s = slides.setdefault(row["slide_index"], SlideScore(row["slide_index"], row["title"]))
         s.score += LEXICAL_WEIGHT / (RRF_K + rank)
         if not s.snippet:
             s.snippet, s.matched = _snippet(row["content"]), row["kind"]

@@ -174,14 +174,13 @@ class DeckService:
             ranked = await search_deck(self._pool, self._embedder, deck_id, query, k)
         except EmbeddingError as exc:
             raise UpstreamUnavailable(str(exc)) from exc
-        titles = {r["index"]: r["title"] for r in await repository.list_slides(self._pool, deck_id)}
         return SearchResults(
             deck_id=deck_id,
             query=query,
             hits=[
                 SearchHit(
                     slide_index=s.slide_index,
-                    title=titles.get(s.slide_index),
+                    title=s.title,
                     score=round(s.score, 6),
                     snippet=s.snippet,
                     matched="notes" if s.matched == "notes" else "slide",
