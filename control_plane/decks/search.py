@@ -4,6 +4,7 @@ slide by reciprocal rank fusion, dense first when ranks tie."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 from uuid import UUID
 
 import asyncpg
@@ -31,13 +32,23 @@ def _snippet(text: str, limit: int = 220) -> str:
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
+Mode = Literal["hybrid", "dense", "lexical"]
+
+
 async def search_deck(
-    pool: asyncpg.Pool, embedder: Embedder, deck_id: UUID, query: str, k: int
+    pool: asyncpg.Pool,
+    embedder: Embedder,
+    deck_id: UUID,
+    query: str,
+    k: int,
+    *,
+    mode: Mode = "hybrid",
 ) -> list[SlideScore]:
+    """Slides ranked for ``query``; ``mode`` isolates one signal (benchmarks compare them)."""
     vector = (await embedder.embed([query]))[0]
     rows = await repository.search_hits(pool, deck_id, vector, query, CANDIDATES)
-    dense = [r for r in rows if r["source"] == "dense"]
-    lexical = [r for r in rows if r["source"] == "lexical"]
+    dense = [r for r in rows if r["source"] == "dense" and mode != "lexical"]
+    lexical = [r for r in rows if r["source"] == "lexical" and mode != "dense"]
     slides: dict[int, SlideScore] = {}
     for rank, row in enumerate(_best_per_slide(dense), start=1):
         s = slides.setdefault(row["slide_index"], SlideScore(row["slide_index"], row["title"]))
