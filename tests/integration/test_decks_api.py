@@ -34,6 +34,17 @@ def product_deck() -> bytes:
     return make_product_deck()
 
 
+@pytest.fixture(scope="module")
+async def ready_product_deck(
+    control_plane: EphemeralStack, product_deck: bytes
+) -> tuple[TenantKey, str]:
+    tenant = control_plane.create_tenant("search")
+    async with httpx.AsyncClient(base_url=control_plane.api_url, timeout=10) as api:
+        deck_id = (await upload(api, tenant, product_deck)).json()["deck_id"]
+        assert (await wait_ready(api, tenant, deck_id))["status"] == "ready"
+    return tenant, deck_id
+
+
 async def test_pptx_is_ingested_with_notes_previews_and_search(
     api: httpx.AsyncClient, tenant: TenantKey, product_deck: bytes
 ) -> None:
@@ -75,6 +86,46 @@ async def test_pptx_is_ingested_with_notes_previews_and_search(
     assert results["hits"][0]["slide_index"] == 4
     assert results["hits"][0]["title"] == "Pricing"
     assert results["hits"][0]["snippet"]
+
+
+@pytest.mark.parametrize(
+    ("question", "slide"),
+    [
+        # answered only by speaker notes
+        ("How long does it take to get set up?", 3),
+        ("Do you keep copies of our raw data?", 5),
+        ("What did the founders do before this?", 6),
+        ("When can we expect forecasting?", 7),
+        # paraphrased, no shared keywords with the slide title
+        ("Is my data safe with you?", 5),
+        ("Who's behind the company?", 6),
+        ("What's coming next year?", 7),
+    ],
+)
+async def test_search_finds_the_slide_for_paraphrased_questions(
+    api: httpx.AsyncClient, tenant: TenantKey, product_deck: bytes, question: str, slide: int
+) -> None:
+    deck = await wait_ready(
+        api, tenant, (await upload(api, tenant, product_deck)).json()["deck_id"]
+    )
+    hits = (
+        await api.get(
+            f"/v1/decks/{deck['deck_id']}/search", params={"q": question}, headers=tenant.headers
+        )
+    ).json()["hits"]
+    assert hits[0]["slide_index"] == slide, [(h["slide_index"], h["snippet"]) for h in hits[:3]]
+
+
+async def test_search_rejects_bad_queries(api: httpx.AsyncClient, tenant: TenantKey) -> None:
+    deck = await wait_ready(
+        api, tenant, (await upload(api, tenant, make_pdf([["One"]]), "q.pdf")).json()["deck_id"]
+    )
+    for params in ({"q": ""}, {"q": "x" * 501}, {"q": "ok", "k": 0}, {}):
+        resp = await api.get(
+            f"/v1/decks/{deck['deck_id']}/search", params=params, headers=tenant.headers
+        )
+        assert resp.status_code == 422, params
+        assert resp.json()["error"] == "validation_error"
 
 
 async def test_pdf_pages_become_slides_with_images(
