@@ -102,7 +102,11 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     # Room for the multipart envelope around the largest deck we accept.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=(settings.max_upload_mb + 1) * 2**20)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=(settings.max_upload_mb + 1) * 2**20,
+        advertised_mb=settings.max_upload_mb,
+    )
     app.include_router(health_router)
     app.include_router(sessions_router)
     app.include_router(decks_router)

@@ -12,9 +12,10 @@ class BodyTooLarge(Exception):
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, advertised_mb: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.advertised_mb = advertised_mb  # the limit people know: the upload size
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -48,11 +49,10 @@ class BodyLimitMiddleware:
                 await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
-        limit_mb = self.max_bytes / 2**20
         body = json.dumps(
             {
                 "error": "too_large",
-                "message": f"The request body is over the {limit_mb:.0f} MB limit.",
+                "message": f"The file is over the {self.advertised_mb} MB limit.",
             }
         ).encode()
         await send(

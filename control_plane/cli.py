@@ -1,4 +1,4 @@
-"""The ``podium`` command: serve the API, migrate, and administer tenants."""
+"""The ``podium`` command: serve the API, migrate, administer tenants, and manage decks."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from control_plane import db
+from control_plane.cli_decks import decks
 from control_plane.migrate import apply_migrations
 from control_plane.tenants.service import create_tenant
 from shared.settings import ControlPlaneSettings
@@ -19,6 +20,7 @@ admin = typer.Typer(
     help="Tenant administration (talks to Postgres directly).", no_args_is_help=True
 )
 app.add_typer(admin, name="admin")
+app.add_typer(decks, name="decks")
 
 
 @app.command()
