@@ -26,6 +26,7 @@ from control_plane.livekit_gateway import LiveKitGateway
 from control_plane.migrate import apply_migrations
 from control_plane.sessions.router import router as sessions_router
 from control_plane.storage import LocalStorage, UrlSigner
+from control_plane.tenants.service import KeyCache
 from shared.settings import ControlPlaneSettings
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
                     decks=decks,
                     signer=signer,
                     storage=storage,
+                    key_cache=KeyCache(),
                 )
         finally:
             await runner.stop()

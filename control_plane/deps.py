@@ -14,7 +14,7 @@ from control_plane.decks.service import DeckService
 from control_plane.errors import Unauthorized
 from control_plane.livekit_gateway import LiveKitGateway
 from control_plane.storage import AssetStorage, UrlSigner
-from control_plane.tenants.service import authenticate
+from control_plane.tenants.service import KeyCache, authenticate
 from shared.credentials import CredentialError, verify_session_credential
 from shared.settings import ControlPlaneSettings
 
@@ -27,6 +27,7 @@ class AppState(TypedDict):
     decks: DeckService
     signer: UrlSigner
     storage: AssetStorage
+    key_cache: KeyCache
 
 
 def _settings(request: Request) -> ControlPlaneSettings:
@@ -76,10 +77,10 @@ _bearer = HTTPBearer(auto_error=False)
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-async def _tenant_id(pool: Pool, credentials: Bearer) -> UUID:
+async def _tenant_id(request: Request, pool: Pool, credentials: Bearer) -> UUID:
     if credentials is None:
         raise Unauthorized("Missing API key. Send 'Authorization: Bearer <api key>'.")
-    tenant_id = await authenticate(pool, credentials.credentials)
+    tenant_id = await authenticate(pool, credentials.credentials, request.state.key_cache)
     if tenant_id is None:
         raise Unauthorized("The API key is not valid or has been revoked.")
     return tenant_id

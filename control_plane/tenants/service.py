@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -40,7 +41,37 @@ async def create_tenant(conn: asyncpg.Connection, name: str) -> NewTenant:
     return NewTenant(tenant_id=tenant_id, name=name, api_key=key)
 
 
-async def authenticate(pool: asyncpg.Pool, key: str) -> UUID | None:
+class KeyCache:
+    """Recently verified keys, so a busy integrator's requests skip the key lookup.
+
+    Only hits are cached, for ``ttl_s``: a revoked key stops working within that time, and an
+    unknown key always costs a query (a flood of bad keys cannot fill the cache).
+    """
+
+    def __init__(self, ttl_s: float = 30.0, max_entries: int = 10_000) -> None:
+        self._ttl_s = ttl_s
+        self._max = max_entries
+        self._entries: dict[bytes, tuple[UUID, float]] = {}
+
+    def get(self, digest: bytes) -> UUID | None:
+        entry = self._entries.get(digest)
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]
+
+    def put(self, digest: bytes, tenant_id: UUID) -> None:
+        if len(self._entries) >= self._max:
+            self._entries.clear()  # rare; a cold cache only costs lookups
+        self._entries[digest] = (tenant_id, time.monotonic() + self._ttl_s)
+
+
+async def authenticate(pool: asyncpg.Pool, key: str, cache: KeyCache | None = None) -> UUID | None:
     if not key.startswith(KEY_PREFIX) or len(key) > 200:
         return None
-    return await repository.tenant_for_key_hash(pool, hash_key(key))
+    digest = hash_key(key)
+    if cache is not None and (hit := cache.get(digest)) is not None:
+        return hit
+    tenant_id = await repository.tenant_for_key_hash(pool, digest)
+    if tenant_id is not None and cache is not None:
+        cache.put(digest, tenant_id)
+    return tenant_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -53,3 +54,15 @@ def test_expired_credential_is_rejected() -> None:
 def test_garbage_credential_is_rejected(garbage: str) -> None:
     with pytest.raises(CredentialError):
         verify_session_credential(SECRET, garbage)
+
+
+def test_key_cache_serves_hits_until_they_expire() -> None:
+    from control_plane.tenants.service import KeyCache
+
+    tenant = uuid.uuid4()
+    cache = KeyCache(ttl_s=0.05)
+    cache.put(b"digest", tenant)
+    assert cache.get(b"digest") == tenant
+    assert cache.get(b"other") is None
+    time.sleep(0.06)
+    assert cache.get(b"digest") is None
