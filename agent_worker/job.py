@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -48,45 +49,66 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
 
     speech = build_tts(config)
     ctx.add_shutdown_callback(speech.aclose)
-    # The room exists before anyone is in it: render the greeting while the participant is
-    # still connecting, so it plays the moment they arrive.
-    greeting = asyncio.create_task(_render(speech, context.greeting), name="render_greeting")
-    try:
-        await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
-        participant = await ctx.wait_for_participant()
-        session: AgentSession[None] = AgentSession(vad=prewarmed_vad(ctx.proc), tts=speech)
-        await session.start(
-            agent=Presenter(),
-            room=ctx.room,
-            room_options=room_io.RoomOptions(participant_identity=participant.identity),
-        )
-        frames = await greeting
-    finally:
-        greeting.cancel()
-    if frames:
-        session.say(context.greeting, audio=_replay(frames))
+    # The room exists before anyone is in it: render the greeting, sentence by sentence, while
+    # the participant is still connecting; playback starts as soon as the first one is ready.
+    greeting = _GreetingRenderer(speech, context.greeting)
+    ctx.add_shutdown_callback(greeting.aclose)
+    await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
+    participant = await ctx.wait_for_participant()
+    session: AgentSession[None] = AgentSession(vad=prewarmed_vad(ctx.proc), tts=speech)
+    await session.start(
+        agent=Presenter(),
+        room=ctx.room,
+        room_options=room_io.RoomOptions(participant_identity=participant.identity),
+    )
+    if await greeting.first_ready():
+        session.say(context.greeting, audio=greeting.frames())
     else:
         session.say(context.greeting)  # rendering failed: let the session's TTS path retry
     logger.info("presenter joined", extra={"participant": participant.identity})
     await _report_joined(control_plane, metadata)
 
 
-async def _render(speech: tts.TTS[Any], text: str) -> list[rtc.AudioFrame]:
-    """Synthesize ``text`` ahead of time; an empty list if the engines all failed."""
-    frames: list[rtc.AudioFrame] = []
-    try:
-        async with speech.synthesize(text) as stream:
-            async for chunk in stream:
-                frames.append(chunk.frame)
-    except APIError:
-        logger.warning("could not pre-render the greeting", exc_info=True)
-        return []
-    return frames
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
-async def _replay(frames: list[rtc.AudioFrame]) -> AsyncIterator[rtc.AudioFrame]:
-    for frame in frames:
-        yield frame
+class _GreetingRenderer:
+    """Synthesizes sentences one after another (the local TTS serves one request at a time,
+    so the first sentence gets the CPU to itself) and replays them in order."""
+
+    def __init__(self, speech: tts.TTS[Any], text: str) -> None:
+        self._speech = speech
+        sentences = [part for part in _SENTENCE_END.split(text.strip()) if part]
+        loop = asyncio.get_running_loop()
+        self._rendered: list[asyncio.Future[list[rtc.AudioFrame]]] = [
+            loop.create_future() for _ in sentences
+        ]
+        self._task = asyncio.create_task(self._render_all(sentences), name="render_greeting")
+
+    async def _render_all(self, sentences: list[str]) -> None:
+        for sentence, slot in zip(sentences, self._rendered, strict=True):
+            frames: list[rtc.AudioFrame] = []
+            try:
+                async with self._speech.synthesize(sentence) as stream:
+                    async for chunk in stream:
+                        frames.append(chunk.frame)
+            except APIError:
+                logger.warning("could not pre-render the greeting", exc_info=True)
+                frames = []
+            slot.set_result(frames)
+
+    async def first_ready(self) -> bool:
+        """Whether the first sentence rendered (else the caller falls back to live TTS)."""
+        return bool(self._rendered) and bool(await self._rendered[0])
+
+    async def frames(self) -> AsyncIterator[rtc.AudioFrame]:
+        for slot in self._rendered:
+            for frame in await slot:
+                yield frame
+
+    async def aclose(self) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
 
 
 async def _load_session(

@@ -16,6 +16,7 @@ SPEECH_RMS = 300.0
 @dataclass
 class HeardAudio:
     connected_s: float  # connect() returned, from the probe's start
+    subscribed_s: float  # the agent's audio track was subscribed
     first_voice_s: float  # first non-silent agent frame, from the probe's start
     agent_identity: str
     peak_rms: float
@@ -35,6 +36,7 @@ async def listen_for_agent_voice(
     voice: asyncio.Future[HeardAudio] = asyncio.get_running_loop().create_future()
     readers: list[asyncio.Task[None]] = []
     connected_s = 0.0
+    subscribed_s = 0.0
 
     async def read(track: rtc.Track, identity: str) -> None:
         stream = rtc.AudioStream(track)
@@ -42,9 +44,8 @@ async def listen_for_agent_voice(
             async for event in stream:
                 rms = frame_rms(event.frame)
                 if rms >= SPEECH_RMS and not voice.done():
-                    voice.set_result(
-                        HeardAudio(connected_s, time.perf_counter() - t0, identity, rms)
-                    )
+                    heard = time.perf_counter() - t0
+                    voice.set_result(HeardAudio(connected_s, subscribed_s, heard, identity, rms))
                     return
         finally:
             await stream.aclose()
@@ -52,7 +53,9 @@ async def listen_for_agent_voice(
     def on_track(
         track: rtc.Track, _: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant
     ) -> None:
+        nonlocal subscribed_s
         if track.kind == rtc.TrackKind.KIND_AUDIO:
+            subscribed_s = time.perf_counter() - t0
             readers.append(asyncio.create_task(read(track, participant.identity)))
 
     room.on("track_subscribed", on_track)
