@@ -31,7 +31,9 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def measure(api_url: str, tenant: TenantKey, n: int, label: str) -> list[float]:
+async def measure(
+    api_url: str, tenant: TenantKey, n: int, label: str, subscribed: list[float] | None = None
+) -> list[float]:
     out: list[float] = []
     async with httpx.AsyncClient(base_url=api_url, timeout=10) as client:
         for i in range(n):
@@ -43,7 +45,13 @@ async def measure(api_url: str, tenant: TenantKey, n: int, label: str) -> list[f
                 session["livekit_url"], session["token"], timeout_s=60, started_at=t0
             )
             out.append(heard.first_voice_s * 1000)
-            print(f"  {label} #{i + 1}: {out[-1]:7.0f} ms", flush=True)
+            if subscribed is not None:
+                subscribed.append(heard.subscribed_s * 1000)
+            print(
+                f"  {label} #{i + 1}: {out[-1]:7.0f} ms "
+                f"(agent track subscribed at {heard.subscribed_s * 1000:.0f} ms)",
+                flush=True,
+            )
             await client.post(f"/v1/sessions/{session['session_id']}/end", headers=tenant.headers)
             await asyncio.sleep(0.5)  # let the worker replenish its idle pool, as between arrivals
     return out
@@ -75,20 +83,24 @@ def main() -> None:
     args = parser.parse_args()
 
     results: dict[str, list[float]] = {}
+    subscribed: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp, EphemeralStack(Path(tmp)) as stack:
         stack.start_control_plane()
         tenant = stack.create_tenant("bench")
         for label, idle in (("warm", "2"), ("cold", "0")):
             proc = stack.start_worker(f"worker-{label}", PODIUM_NUM_IDLE_PROCESSES=idle)
             asyncio.run(measure(stack.api_url, tenant, 1, f"{label} (discarded warm-up)"))
-            results[label] = asyncio.run(measure(stack.api_url, tenant, args.sessions, label))
+            subscribed[label] = []
+            results[label] = asyncio.run(
+                measure(stack.api_url, tenant, args.sessions, label, subscribed[label])
+            )
             proc.stop(20)
 
-    print(f"\n{'mode':<6} {'n':>3} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8}")
+    print(f"\n{'mode':<6} {'n':>3} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8} {'track p50':>10}")
     for label, values in results.items():
         print(
             f"{label:<6} {len(values):>3} {pct(values, 0.5):>8.0f} {pct(values, 0.95):>8.0f} "
-            f"{statistics.mean(values):>8.0f}"
+            f"{statistics.mean(values):>8.0f} {pct(subscribed[label], 0.5):>10.0f}"
         )
     ratio = pct(results["cold"], 0.5) / pct(results["warm"], 0.5)
     print(f"cold/warm p50 ratio: {ratio:.2f}x")
