@@ -140,8 +140,9 @@ def test_ctrl_c_stops_waiting_but_not_the_ingestion(
     try:
         with httpx.Client(base_url=control_plane.api_url, headers=tenant.headers) as api:
             deck = wait_for(api, lambda d: d["status"] == "processing")
+            time.sleep(0.5)  # the CLI has the 202 by now and is following progress
             waiting.send_signal(signal.SIGINT)
-            stdout, stderr = waiting.communicate(timeout=10)
+            stdout, stderr = waiting.communicate(timeout=30)
 
             assert waiting.returncode == 130, stderr
             assert stdout == ""
