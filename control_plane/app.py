@@ -25,6 +25,9 @@ from control_plane.internal.router import router as internal_router
 from control_plane.livekit_gateway import LiveKitGateway
 from control_plane.migrate import apply_migrations
 from control_plane.sessions.router import router as sessions_router
+from control_plane.slides.router import router as slides_router
+from control_plane.slides.router import slide_state_error
+from control_plane.slides.service import SlideService, SlideStateError
 from control_plane.storage import LocalStorage, UrlSigner
 from control_plane.tenants.service import KeyCache
 from shared.settings import ControlPlaneSettings
@@ -36,7 +39,7 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
     settings = settings or ControlPlaneSettings()
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[AppState]:
+    async def lifespan(application: FastAPI) -> AsyncIterator[AppState]:
         dsn = settings.database_url.get_secret_value()
         if settings.apply_migrations_on_start:
             conn = await db.connect(dsn)
@@ -79,7 +82,8 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
         decks = DeckService(pool, storage, embedder, runner, signer, limits, bounds)
         runner.start()
         try:
-            async with gateway:
+            async with gateway, SlideService(pool, redis, gateway, signer) as slides:
+                application.state.slides = slides
                 logger.info("control plane ready", extra={"environment": settings.environment})
                 yield AppState(
                     settings=settings,
@@ -103,6 +107,7 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_exception_handler(SlideStateError, slide_state_error)
     # Room for the multipart envelope around the largest deck we accept.
     app.add_middleware(
         BodyLimitMiddleware,
@@ -114,4 +119,5 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
     app.include_router(decks_router)
     app.include_router(assets_router)
     app.include_router(internal_router)
+    app.include_router(slides_router)
     return app

@@ -51,18 +51,25 @@ class LiveKitGateway:
         return self._api
 
     async def create_room_with_agent(
-        self, *, room: str, empty_timeout_s: int, dispatch_metadata: str
+        self,
+        *,
+        room: str,
+        empty_timeout_s: int,
+        dispatch_metadata: str,
+        metadata: str | None = None,
     ) -> None:
         """Create the room with an explicit dispatch of the presenter, in one call.
 
         Naming the agent in the room's own configuration also stops the server from adding its
-        implicit dispatch for unnamed (automatic) workers.
+        implicit dispatch for unnamed (automatic) workers. ``metadata`` is the room's initial
+        metadata, which the first participant already receives on join.
         """
         request = api.CreateRoomRequest(
             name=room,
             empty_timeout=empty_timeout_s,
             max_participants=50,
             agents=[api.RoomAgentDispatch(agent_name=self._agent_name, metadata=dispatch_metadata)],
+            metadata=metadata or "",
         )
         try:
             await self._client.room.create_room(request)
@@ -82,6 +89,29 @@ class LiveKitGateway:
             raise UpstreamUnavailable("The media server did not close the room.") from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise UpstreamUnavailable("The media server did not close the room.") from exc
+
+    async def set_room_metadata(self, room: str, metadata: str) -> bool:
+        """Replace the room's metadata; LiveKit sends it to every participant now and to each
+        later joiner on join. False when the room does not exist (closed, or never created)."""
+        try:
+            await self._client.room.update_room_metadata(
+                api.UpdateRoomMetadataRequest(room=room, metadata=metadata)
+            )
+        except api.TwirpError as exc:
+            if exc.status == 404 or exc.code == "not_found":
+                return False
+            raise UpstreamUnavailable("The media server did not update the room.") from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise UpstreamUnavailable("The media server did not update the room.") from exc
+        return True
+
+    async def rooms_metadata(self, rooms: list[str]) -> dict[str, str]:
+        """The metadata of those of ``rooms`` that exist, by room name."""
+        try:
+            found = await self._client.room.list_rooms(api.ListRoomsRequest(names=rooms))
+        except (api.TwirpError, aiohttp.ClientError, TimeoutError) as exc:
+            raise UpstreamUnavailable("The media server did not list its rooms.") from exc
+        return {r.name: r.metadata for r in found.rooms}
 
     def participant_token(
         self,

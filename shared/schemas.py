@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SessionStatus = Literal["created", "active", "ended"]
 
@@ -31,3 +31,46 @@ class SessionContext(BaseModel):
     participant_name: str | None
     greeting: str
     created_at: datetime
+
+
+SlideAction = Literal["next", "previous", "goto", "first", "last", "pause", "resume"]
+
+
+class SlideChange(BaseModel):
+    """A request to change a session's slide state (API, participant and worker routes alike)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: SlideAction
+    index: int | None = Field(
+        default=None, description="The slide to show, from 1; required with 'goto', only there."
+    )
+    expected_version: int | None = Field(
+        default=None,
+        ge=1,
+        description="Apply only if the state is still at this version (else 409 version_conflict).",
+    )
+    reason: str | None = Field(
+        default=None, max_length=200, description="Recorded with the change."
+    )
+
+    @model_validator(mode="after")
+    def _index_only_with_goto(self) -> SlideChange:
+        if (self.action == "goto") != (self.index is not None):
+            raise ValueError("'index' is required with action 'goto' and not allowed otherwise")
+        return self
+
+
+class SlideState(BaseModel):
+    """The current slide of a session, as every client and the worker see it."""
+
+    session_id: UUID
+    deck_id: UUID
+    index: int = Field(description="The slide shown, from 1.")
+    count: int = Field(description="Slides in the deck.")
+    version: int = Field(description="Grows by one with every change; ignore lower versions.")
+    title: str | None
+    image_url: str | None = Field(description="Signed, short-lived URL of the slide image.")
+    paused: bool = Field(description="Presentation mode paused (the presenter waits).")
+    changed_by: str = Field(description="'agent', 'api' or 'participant:<identity>'.")
+    changed_at: datetime

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 
 from control_plane.deps import LiveKit, Pool, Settings, WorkerSessionId
 from control_plane.errors import NotFound
 from control_plane.sessions.service import SessionService
-from shared.schemas import SessionContext
+from control_plane.slides.router import RequiredIdempotencyKey, Slides, mark_replay
+from shared.schemas import SessionContext, SlideChange, SlideState
 
 router = APIRouter(prefix="/internal/v1/sessions", tags=["internal"], include_in_schema=False)
 
@@ -34,3 +35,27 @@ async def agent_joined(
 ) -> None:
     _check_scope(scope, session_id)
     await SessionService(pool, livekit, settings).mark_agent_joined(session_id)
+
+
+@router.get("/{session_id}/slide")
+async def slide(session_id: UUID, scope: WorkerSessionId, slides: Slides) -> SlideState:
+    _check_scope(scope, session_id)
+    return await slides.get(session_id)
+
+
+@router.post("/{session_id}/slide")
+async def change_slide(
+    session_id: UUID,
+    scope: WorkerSessionId,
+    slides: Slides,
+    body: SlideChange,
+    response: Response,
+    idempotency_key: RequiredIdempotencyKey,
+) -> SlideState:
+    """The presenter's navigation and pause/resume tools; recorded as the 'agent'."""
+    _check_scope(scope, session_id)
+    state, replayed = await slides.change(
+        session_id, body, actor="agent", idempotency_key=idempotency_key
+    )
+    mark_replay(response, replayed)
+    return state

@@ -20,6 +20,10 @@ from control_plane.sessions.schemas import (
     SessionCreated,
     SessionPublic,
 )
+from control_plane.slides import repository as slide_repository
+from control_plane.slides.cache import SlideRecord
+from control_plane.slides.publisher import room_metadata
+from control_plane.storage import UrlSigner
 from shared.credentials import mint_session_credential
 from shared.schemas import DispatchMetadata, SessionContext
 from shared.settings import ControlPlaneSettings
@@ -65,6 +69,11 @@ class SessionService:
         self._pool = pool
         self._livekit = livekit
         self._settings = settings
+        self._signer = UrlSigner(
+            settings.internal_secret.get_secret_value(),
+            settings.public_url,
+            settings.asset_url_ttl_seconds,
+        )
 
     async def create(self, tenant_id: UUID, body: SessionCreate) -> SessionCreated:
         if body.deck_id is not None and self._decks is not None:
@@ -80,6 +89,12 @@ class SessionService:
                 deck_id=body.deck_id,
                 participant_name=body.participant.name,
                 metadata=body.metadata,
+            )
+            # Slide 1 from the start, also in the room's metadata: the first joiner sees it.
+            slide = (
+                await slide_repository.start(conn, session_id, body.deck_id)
+                if body.deck_id is not None
+                else None
             )
             await repository.insert_audit_event(
                 conn,
@@ -100,6 +115,11 @@ class SessionService:
                 room=room,
                 empty_timeout_s=self._settings.room_empty_timeout_seconds,
                 dispatch_metadata=metadata.model_dump_json(),
+                metadata=(
+                    room_metadata(SlideRecord.from_row(slide).state(self._signer))
+                    if slide
+                    else None
+                ),
             )
         except UpstreamUnavailable:
             await repository.mark_ended(self._pool, session_id, "livekit_unavailable")
