@@ -70,6 +70,7 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
             ),
             openai_base_url=settings.openai_base_url,
             openai_model=settings.openai_embedding_model,
+            threads=settings.embedding_threads,
         )
         limits = Limits(max_bytes=settings.max_upload_mb * 2**20, max_slides=settings.max_slides)
         bounds = Bounds(

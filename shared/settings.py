@@ -95,6 +95,9 @@ class ControlPlaneSettings(_Base):
         default="local",
         description="'local' (all-MiniLM-L6-v2 int8, offline) or 'openai' (needs an API key).",
     )
+    embedding_threads: int = Field(
+        default=1, ge=1, le=16, description="CPU threads of the local embedding model."
+    )
     openai_api_key: SecretStr | None = None
     openai_base_url: str = "https://api.openai.com/v1"
     openai_embedding_model: str = "text-embedding-3-small"

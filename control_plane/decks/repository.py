@@ -231,31 +231,46 @@ async def search_hits(
 ) -> list[asyncpg.Record]:
     """Dense and lexical chunk hits in one round trip, best first within each ``source``.
 
-    Lexically, any query word may match (OR), ranked by cover density: people ask in
-    sentences, and websearch_to_tsquery's AND of every word rarely matches a slide.
+    A lexical hit scores the share of the query's words the chunk contains, each word weighted
+    by its rarity among the deck's slides (BM25's idf): people ask in sentences, so any word may
+    match, but a word found on most slides ("customer" in a sales deck) says little.
     """
     return list(
         await conn.fetch(
-            """
+            r"""
             WITH dense AS (
                 SELECT slide_index, kind, content, 1 - (embedding <=> $2) AS score
                 FROM chunks WHERE deck_id = $1 ORDER BY embedding <=> $2 LIMIT $4
             ),
-            q AS (
-                SELECT to_tsquery('english', string_agg(lexeme, ' | ')) AS query
+            terms AS (
+                -- each lexeme as a one-word tsquery, quoted so that it is taken as it is
+                SELECT lexeme, ('''' || replace(replace(lexeme, '\', '\\'), '''', '''''')
+                                || '''')::tsquery AS query
                 FROM unnest(tsvector_to_array(to_tsvector('english', $3))) AS lexeme
             ),
+            matches AS (
+                SELECT c.id, c.slide_index, t.lexeme
+                FROM terms t JOIN chunks c ON c.deck_id = $1 AND c.tsv @@ t.query
+            ),
+            idf AS (
+                SELECT t.lexeme, ln(1.0 + (d.slides_total - count(DISTINCT m.slide_index) + 0.5)
+                                        / (count(DISTINCT m.slide_index) + 0.5))::float8 AS weight
+                FROM terms t
+                JOIN decks d ON d.id = $1
+                LEFT JOIN matches m ON m.lexeme = t.lexeme
+                GROUP BY t.lexeme, d.slides_total
+            ),
             lexical AS (
-                SELECT slide_index, kind, content, ts_rank_cd(tsv, q.query, 32) AS score
-                FROM chunks, q
-                WHERE deck_id = $1 AND q.query IS NOT NULL AND tsv @@ q.query
-                ORDER BY score DESC LIMIT $4
+                SELECT m.id, sum(i.weight) / (SELECT sum(weight) FROM idf) AS score
+                FROM matches m JOIN idf i ON i.lexeme = m.lexeme
+                GROUP BY m.id ORDER BY score DESC LIMIT $4
             )
             SELECT 'dense' AS source, h.*, s.title FROM dense h
                 JOIN slides s ON s.deck_id = $1 AND s.index = h.slide_index
             UNION ALL
-            SELECT 'lexical' AS source, h.*, s.title FROM lexical h
-                JOIN slides s ON s.deck_id = $1 AND s.index = h.slide_index
+            SELECT 'lexical' AS source, c.slide_index, c.kind, c.content, h.score, s.title
+                FROM lexical h JOIN chunks c ON c.id = h.id
+                JOIN slides s ON s.deck_id = $1 AND s.index = c.slide_index
             ORDER BY source, score DESC
             """,
             deck_id,
