@@ -136,6 +136,9 @@ def test_ctrl_c_stops_waiting_but_not_the_ingestion(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A suite started in the background inherits SIGINT ignored, and so would the CLI;
+        # give it the default a person's terminal gives it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         with httpx.Client(base_url=control_plane.api_url, headers=tenant.headers) as api:
