@@ -5,13 +5,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from types import TracebackType
-from typing import Self
+from typing import Any, Self, TypeVar
 from uuid import UUID
 
 import httpx
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from shared.schemas import SessionContext
+from shared.schemas import (
+    DeckSearchResult,
+    SessionContext,
+    SlideAction,
+    SlideChange,
+    SlideContent,
+    SlideState,
+)
+
+_Model = TypeVar("_Model", bound=BaseModel)
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +38,16 @@ class ControlPlaneError(Exception):
 
 class SessionNotFoundError(ControlPlaneError):
     """The session does not exist, or no longer does: the job has nothing to present."""
+
+
+class ControlPlaneRefused(ControlPlaneError):
+    """The control plane understood and refused (409/422): ``code`` is its machine code and the
+    message its human sentence ("The deck has 8 slides…"), fit to read back to the model."""
+
+    def __init__(self, code: str, message: str, *, status_code: int) -> None:
+        super().__init__(message, status_code=status_code)
+        self.code = code
+        self.message = message
 
 
 class ControlPlaneClient:
@@ -71,18 +90,33 @@ class ControlPlaneClient:
             "POST", f"/internal/v1/sessions/{session_id}/agent-joined", credential=credential
         )
 
-    async def _request(self, method: str, path: str, *, credential: str) -> httpx.Response:
+    def for_session(self, session_id: UUID, credential: str) -> SessionApi:
+        return SessionApi(self, session_id, credential)
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        credential: str,
+        params: dict[str, Any] | None = None,
+        json: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
         """Send one request, retrying briefly when the control plane is down or failing.
 
         Retried: the connection was never made, or the server answered 5xx (every internal
-        route is idempotent). Not retried: a read timeout, as the request may have landed.
+        route is idempotent; slide changes carry an ``Idempotency-Key``). Not retried: a read
+        timeout, as the request may have landed.
         Every internal route is scoped to one session, so 404 means that session is gone.
         """
-        headers = {"Authorization": f"Bearer {credential}"}
+        headers = {**(headers or {}), "Authorization": f"Bearer {credential}"}
         for attempt in range(1, _MAX_ATTEMPTS + 1):
             last_attempt = attempt == _MAX_ATTEMPTS
             try:
-                response = await self._http.request(method, path, headers=headers)
+                response = await self._http.request(
+                    method, path, headers=headers, params=params, json=json
+                )
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if last_attempt:
                     raise ControlPlaneError("control plane is unreachable") from exc
@@ -96,6 +130,8 @@ class ControlPlaneClient:
                     return response
                 if response.status_code == httpx.codes.NOT_FOUND:
                     raise SessionNotFoundError("session not found", status_code=404)
+                if response.status_code in (httpx.codes.CONFLICT, 422):
+                    raise _refusal(response)
                 if response.is_server_error and not last_attempt:
                     logger.warning(
                         "control plane answered with a server error, retrying",
@@ -107,3 +143,71 @@ class ControlPlaneClient:
                     )
             await asyncio.sleep(_BACKOFF_SECONDS * 2 ** (attempt - 1))
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _refusal(response: httpx.Response) -> ControlPlaneError:
+    try:
+        body = response.json()
+        return ControlPlaneRefused(
+            str(body["error"]), str(body["message"]), status_code=response.status_code
+        )
+    except (ValueError, KeyError, TypeError):
+        return ControlPlaneError(
+            "control plane refused the request", status_code=response.status_code
+        )
+
+
+def _parse(model: type[_Model], response: httpx.Response) -> _Model:
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        raise ControlPlaneError(f"{model.__name__} did not match the schema") from exc
+
+
+class SessionApi:
+    """The internal API of one session, with its credential: what the presenter's tools call."""
+
+    def __init__(self, client: ControlPlaneClient, session_id: UUID, credential: str) -> None:
+        self._client = client
+        self._base = f"/internal/v1/sessions/{session_id}"
+        self._credential = credential
+
+    async def current_slide(self) -> SlideState:
+        response = await self._client._request(
+            "GET", f"{self._base}/slide", credential=self._credential
+        )
+        return _parse(SlideState, response)
+
+    async def change_slide(
+        self,
+        action: SlideAction,
+        index: int | None = None,
+        *,
+        idempotency_key: str,
+        reason: str | None = None,
+    ) -> SlideState:
+        """Request a change; the key makes a retried (or re-run) tool call apply at most once."""
+        body = SlideChange(action=action, index=index, reason=reason)
+        response = await self._client._request(
+            "POST",
+            f"{self._base}/slide",
+            credential=self._credential,
+            json=body.model_dump(mode="json", exclude_none=True),
+            headers={"Idempotency-Key": idempotency_key},
+        )
+        return _parse(SlideState, response)
+
+    async def search(self, query: str, k: int = 3) -> DeckSearchResult:
+        response = await self._client._request(
+            "GET",
+            f"{self._base}/search",
+            credential=self._credential,
+            params={"q": query, "k": k},
+        )
+        return _parse(DeckSearchResult, response)
+
+    async def slide(self, index: int) -> SlideContent:
+        response = await self._client._request(
+            "GET", f"{self._base}/slides/{index}", credential=self._credential
+        )
+        return _parse(SlideContent, response)

