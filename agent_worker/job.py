@@ -25,7 +25,7 @@ from shared.schemas import DispatchMetadata, SessionContext
 from .config import JobConfig
 from .control_plane_client import ControlPlaneClient, ControlPlaneError, SessionNotFoundError
 from .presenter import Presenter
-from .prewarm import prewarmed_vad, prewarmed_whisper
+from .prewarm import prewarmed_vad, prewarmed_whisper, worker_settings
 from .providers import build_llm, build_stt, build_tts
 
 logger = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
         ctx.shutdown(reason="session ended")
         return
 
-    speech = build_tts(config)
+    speech = build_tts(worker_settings(ctx.proc), config)
     ctx.add_shutdown_callback(speech.aclose)
     # The room exists before anyone is in it: render the greeting, sentence by sentence, while
     # the participant is still connecting; playback starts as soon as the first one is ready.
@@ -84,15 +84,20 @@ def _voice_loop(
     context: SessionContext,
     speech: tts.TTS[Any],
 ) -> tuple[AgentSession[None], Presenter]:
-    """VAD → Whisper → offline responder → TTS for a session with a deck; without one the
-    presenter only greets."""
+    """VAD → STT → LLM → TTS (each a chain built from settings) for a session with a deck;
+    without one the presenter only greets."""
     speech_detector = prewarmed_vad(ctx.proc)
     if context.deck_id is None:
         return AgentSession(vad=speech_detector, tts=speech), Presenter()
+    settings = worker_settings(ctx.proc)
+    hearing = build_stt(settings, prewarmed_whisper(ctx.proc), speech_detector)
+    ctx.add_shutdown_callback(hearing.aclose)
+    thinking = build_llm(settings)
+    ctx.add_shutdown_callback(thinking.aclose)
     session: AgentSession[None] = AgentSession(
         vad=speech_detector,
-        stt=build_stt(prewarmed_whisper(ctx.proc), speech_detector),
-        llm=build_llm(),
+        stt=hearing,
+        llm=thinking,
         tts=speech,
         # VAD endpointing: the turn detector model joins in a later slice
         turn_handling=TurnHandlingOptions(turn_detection="vad"),

