@@ -23,7 +23,7 @@ async def get_asset(
     signer: Signer,
     storage: Storage,
     exp: Annotated[int, Query()],
-    sig: Annotated[str, Query(max_length=64)],
+    sig: Annotated[str, Query(pattern=r"^[0-9a-f]{1,64}$")],
 ) -> Response:
     try:
         check_key(key)

@@ -33,6 +33,9 @@ class SessionContext(BaseModel):
     created_at: datetime
 
 
+# Postgres text cannot hold NUL: refuse it at the edge with a 422, not a database error.
+NO_NUL = r"^[^\x00]*$"
+
 SlideAction = Literal["next", "previous", "goto", "first", "last", "pause", "resume"]
 
 
@@ -48,10 +51,11 @@ class SlideChange(BaseModel):
     expected_version: int | None = Field(
         default=None,
         ge=1,
+        le=2**63 - 1,
         description="Apply only if the state is still at this version (else 409 version_conflict).",
     )
     reason: str | None = Field(
-        default=None, max_length=200, description="Recorded with the change."
+        pattern=NO_NUL, default=None, max_length=200, description="Recorded with the change."
     )
 
     @model_validator(mode="after")

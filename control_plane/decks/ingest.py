@@ -83,8 +83,11 @@ class IngestionRunner:
                     deck := await repository.claim_next(self._pool, self._lease_s, MAX_ATTEMPTS)
                 ) is not None:
                     await self._ingest(deck["id"], deck["kind"], deck["slides_total"])
-            except (OSError, asyncpg.PostgresError):
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 logger.warning("ingestion sweep failed; retrying", exc_info=True)
+            except Exception:
+                # A bug must not stop ingestion for the life of the process.
+                logger.exception("ingestion sweep crashed; retrying")
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), SWEEP_S)
@@ -108,6 +111,20 @@ class IngestionRunner:
             logger.warning(
                 "embedding failed; deck will be retried", extra={**log, "error": str(exc)}
             )
+        except asyncpg.ForeignKeyViolationError:
+            # The deck was deleted while it was ingesting: drop what this run stored.
+            await self._storage.delete_prefix(f"decks/{deck_id}")
+            logger.info("deck deleted during ingestion", extra=log)
+        except FileNotFoundError:
+            await repository.mark_failed(
+                self._pool, deck_id, "original_missing",
+                "The uploaded file is no longer stored; upload the deck again.",
+            )  # fmt: skip
+            logger.warning("deck original missing", extra=log)
+        except Exception:
+            # Unexpected: retried by the next sweep, up to MAX_ATTEMPTS, then marked failed.
+            await repository.mark_retry(self._pool, deck_id)
+            logger.exception("ingestion failed unexpectedly; deck will be retried", extra=log)
         except asyncio.CancelledError:
             # Shutting down: hand the deck back so the next runner starts it at once.
             with contextlib.suppress(Exception):

@@ -124,7 +124,8 @@ async def fail_exhausted(conn: Conn, max_attempts: int) -> int:
         UPDATE decks SET status = 'failed', failure_code = 'ingestion_failed',
             failure_message = 'Ingestion failed repeatedly; upload the deck again.',
             lease_until = NULL, updated_at = now()
-        WHERE status = 'processing' AND lease_until < now() AND attempts >= $1
+        WHERE attempts >= $1
+          AND (status = 'pending' OR (status = 'processing' AND lease_until < now()))
         """,
         max_attempts,
     )

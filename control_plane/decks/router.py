@@ -12,6 +12,7 @@ from control_plane.decks.schemas import DeckList, DeckPublic, SearchResults, Sli
 from control_plane.decks.service import DeckUnprocessable
 from control_plane.deps import Decks, TenantId
 from control_plane.errors import PodiumError
+from shared.schemas import NO_NUL
 
 router = APIRouter(prefix="/v1/decks", tags=["decks"])
 
@@ -36,7 +37,9 @@ async def _read_upload(request: Request, max_bytes: int) -> tuple[str, bytes]:
         await upload.close()
     if len(data) > max_bytes:
         raise DeckUnprocessable("too_large", f"The file is over the {max_bytes // 2**20} MB limit.")
-    return upload.filename or "deck", data
+    # Control characters (NUL among them) cannot be stored and mean nothing in a name.
+    name = "".join(ch for ch in (upload.filename or "") if ch.isprintable()).strip()
+    return name or "deck", data
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED)
@@ -72,7 +75,10 @@ async def search_deck(
     tenant_id: TenantId,
     decks: Decks,
     deck_id: UUID,
-    q: Annotated[str, Query(min_length=1, max_length=500, description="A question or keywords.")],
+    q: Annotated[
+        str,
+        Query(min_length=1, max_length=500, pattern=NO_NUL, description="A question or keywords."),
+    ],
     k: Annotated[int, Query(ge=1, le=20)] = 5,
 ) -> SearchResults:
     return await decks.search(tenant_id, deck_id, q.strip() or q, k)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -75,8 +75,8 @@ def _encode_cursor(created_at: datetime, deck_id: UUID) -> str:
 def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
     try:
         stamp, raw_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(stamp), UUID(raw_id)
-    except ValueError as exc:
+        return datetime.fromisoformat(stamp).astimezone(UTC), UUID(raw_id)
+    except (ValueError, OverflowError) as exc:
         raise PodiumError("The cursor is not one this API returned.") from exc
 
 
@@ -110,21 +110,26 @@ class DeckService:
             ) from exc
         deck_id = uuid4()
         await self._storage.put_bytes(original_key(deck_id), data)
-        async with self._pool.acquire() as conn, conn.transaction():
-            row = await repository.insert_deck(
-                conn,
-                deck_id=deck_id,
-                tenant_id=tenant_id,
-                filename=filename[:255] or "deck",
-                kind=deck.kind,
-                size_bytes=len(data),
-                sha256=hashlib.sha256(data).hexdigest(),
-                title=deck.title,
-                slides_total=len(deck.slides),
-            )
-            await repository.insert_slides(
-                conn, deck_id, [(s.index, s.title, s.text, s.notes) for s in deck.slides]
-            )
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                row = await repository.insert_deck(
+                    conn,
+                    deck_id=deck_id,
+                    tenant_id=tenant_id,
+                    filename=filename[:255] or "deck",
+                    kind=deck.kind,
+                    size_bytes=len(data),
+                    sha256=hashlib.sha256(data).hexdigest(),
+                    title=deck.title,
+                    slides_total=len(deck.slides),
+                )
+                await repository.insert_slides(
+                    conn, deck_id, [(s.index, s.title, s.text, s.notes) for s in deck.slides]
+                )
+        except BaseException:
+            # Nothing stored must outlive a deck that was never recorded.
+            await self._storage.delete_prefix(f"decks/{deck_id}")
+            raise
         self._runner.wake()
         logger.info("deck accepted", extra={"deck_id": str(deck_id), "slides": len(deck.slides)})
         return to_public(row)

@@ -13,6 +13,7 @@ from control_plane.sessions.service import SessionService
 from control_plane.slides.router import RequiredIdempotencyKey, Slides, mark_replay
 from control_plane.slides.service import NoDeck
 from shared.schemas import (
+    NO_NUL,
     DeckSearchHit,
     DeckSearchResult,
     SessionContext,
@@ -93,7 +94,10 @@ async def search(
     livekit: LiveKit,
     settings: Settings,
     decks: Decks,
-    q: Annotated[str, Query(min_length=1, max_length=500, description="A question or keywords.")],
+    q: Annotated[
+        str,
+        Query(min_length=1, max_length=500, pattern=NO_NUL, description="A question or keywords."),
+    ],
     k: Annotated[int, Query(ge=1, le=20)] = 3,
 ) -> DeckSearchResult:
     """The presenter's deck search: slides that answer the user's question, best first."""

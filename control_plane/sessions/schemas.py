@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.schemas import SessionStatus
+from shared.schemas import NO_NUL, SessionStatus
 
 Role = Literal["participant", "viewer"]
 
@@ -24,7 +25,7 @@ class ParticipantSpec(BaseModel):
         description="Stable id for the participant in the room (letters, digits, _ . : @ -; "
         "at most 64). Generated when omitted.",
     )
-    name: str | None = Field(default=None, min_length=1, max_length=100)
+    name: str | None = Field(default=None, min_length=1, max_length=100, pattern=NO_NUL)
     role: Role = Field(
         default="participant",
         description="'participant' may speak and navigate; 'viewer' may only watch and listen.",
@@ -38,8 +39,18 @@ class SessionCreate(BaseModel):
     deck_id: UUID | None = Field(default=None, description="The deck to present; it must be ready.")
     participant: ParticipantSpec = Field(default_factory=ParticipantSpec)
     metadata: dict[str, Any] = Field(
-        default_factory=dict, description="Your own key/values, returned as given."
+        default_factory=dict, description="Your own key/values, returned as given (max 16 KB)."
     )
+
+    @field_validator("metadata")
+    @classmethod
+    def _storable(cls, value: dict[str, Any]) -> dict[str, Any]:
+        encoded = json.dumps(value)
+        if len(encoded) > 16_384:
+            raise ValueError("metadata must be at most 16 KB of JSON")
+        if "\\u0000" in encoded:
+            raise ValueError("metadata must not contain NUL characters")
+        return value
 
 
 class TokenCreate(ParticipantSpec):

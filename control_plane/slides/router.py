@@ -109,7 +109,7 @@ async def list_transitions(
     tenant_id: TenantId,
     slides: Slides,
     session_id: UUID,
-    after_version: Annotated[int, Query(ge=0)] = 0,
+    after_version: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> TransitionList:
     """Every slide change of the session, oldest first, with who made it and why."""

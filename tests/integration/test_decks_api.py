@@ -259,3 +259,28 @@ async def test_huge_declared_body_is_refused_before_it_is_read(
     status_line = await asyncio.wait_for(reader.readline(), 5)
     writer.close()
     assert status_line.startswith(b"HTTP/1.1 413")
+
+
+async def test_hostile_parameters_get_4xx_not_500(
+    api: httpx.AsyncClient, tenant: TenantKey
+) -> None:
+    # A raw NUL in the part's filename (httpx would percent-encode it): dropped, not a 500.
+    body = (
+        b'--x\r\nContent-Disposition: form-data; name="file"; filename="a\x00b.pdf"\r\n'
+        b"Content-Type: application/pdf\r\n\r\n" + make_pdf([["Nul"]]) + b"\r\n--x--\r\n"
+    )
+    headers = {**tenant.headers, "Content-Type": "multipart/form-data; boundary=x"}
+    accepted = await api.post("/v1/decks", headers=headers, content=body)
+    assert accepted.status_code == 202, accepted.text
+    deck = await wait_ready(api, tenant, accepted.json()["deck_id"])
+    assert deck["filename"] == "ab.pdf"
+    nul = await api.get(
+        f"/v1/decks/{deck['deck_id']}/search", params={"q": "a\x00b"}, headers=tenant.headers
+    )
+    assert nul.status_code == 422
+    # base64 of "0001-01-01T00:00:00+14:00|<uuid>": a timestamp that cannot be stored
+    cursor = "MDAwMS0wMS0wMVQwMDowMDowMCsxNDowMHwwMDAwMDAwMC0wMDAwLTAwMDAtMDAwMC0wMDAwMDAwMDAwMDA="
+    assert (await api.get(f"/v1/decks?cursor={cursor}", headers=tenant.headers)).status_code == 400
+    slides = (await api.get(f"/v1/decks/{deck['deck_id']}/slides", headers=tenant.headers)).json()
+    url = slides["slides"][0]["image_url"].split("sig=")[0] + "sig=%C3%A9"
+    assert (await api.get(url)).status_code == 422

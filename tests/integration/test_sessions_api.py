@@ -217,3 +217,20 @@ async def test_worker_credential_is_scoped_to_its_session(
         f"/internal/v1/sessions/{first['session_id']}/context", headers=tenant.headers
     )
     assert api_key_used.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"participant": {"name": "a\x00b"}},
+        {"metadata": {"note": "a\x00b"}},
+        {"metadata": {"blob": "x" * 20_000}},
+    ],
+    ids=["nul-name", "nul-metadata", "huge-metadata"],
+)
+async def test_unstorable_values_are_422(
+    api: httpx.AsyncClient, tenant: TenantKey, body: dict[str, object]
+) -> None:
+    resp = await api.post("/v1/sessions", headers=tenant.headers, json=body)
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["error"] == "validation_error"

@@ -607,3 +607,18 @@ async def test_a_push_missed_before_a_crash_is_sent_after_restart(
         assert _slide(rooms.rooms[0].metadata)["index"] == 3
     finally:
         await lkapi.aclose()
+
+
+async def test_out_of_range_numbers_and_nul_text_are_422(
+    api: httpx.AsyncClient, deck: Deck
+) -> None:
+    owner, deck_id = deck
+    sid = (await _session(api, owner, deck_id))["session_id"]
+    huge = await _move(api, owner, sid, action="next", expected_version=10**20)
+    assert huge.status_code == 422
+    nul = await _move(api, owner, sid, action="next", reason="a\x00b")
+    assert nul.status_code == 422
+    after = await api.get(
+        f"/v1/sessions/{sid}/transitions", headers=owner.headers, params={"after_version": 10**20}
+    )
+    assert after.status_code == 422
