@@ -80,7 +80,16 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
         runner = IngestionRunner(
             pool, storage, embedder, limits, bounds, lease_s=settings.ingest_lease_seconds
         )
-        decks = DeckService(pool, storage, embedder, runner, signer, limits, bounds)
+        decks = DeckService(
+            pool,
+            storage,
+            embedder,
+            runner,
+            signer,
+            limits,
+            bounds,
+            max_parallel_parses=settings.max_parallel_parses,
+        )
         runner.start()
         try:
             async with gateway, SlideService(pool, redis, gateway, signer) as slides:

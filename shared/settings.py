@@ -88,6 +88,9 @@ class ControlPlaneSettings(_Base):
     max_slides: int = Field(default=300, ge=1, le=5000)
     parse_timeout_seconds: float = Field(default=120, gt=0)
     parse_memory_mb: int = Field(default=2048, ge=256)
+    max_parallel_parses: int = Field(
+        default=2, ge=1, le=64, description="Uploads checked at once; others wait up to 20 s."
+    )
     ingest_lease_seconds: float = Field(
         default=30, ge=1, description="A dead ingester's deck is retried after this long."
     )

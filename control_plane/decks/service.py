@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import logging
@@ -12,7 +13,7 @@ import asyncpg
 
 from control_plane.decks import pipeline, repository
 from control_plane.decks.embeddings import Embedder, EmbeddingError
-from control_plane.decks.extract import DeckRejected, Limits
+from control_plane.decks.extract import DeckRejected, ExtractedDeck, Limits
 from control_plane.decks.ingest import IngestionRunner, original_key
 from control_plane.decks.sandbox import Bounds, SandboxFailed, run_bounded
 from control_plane.decks.schemas import (
@@ -39,6 +40,13 @@ class DeckUnprocessable(PodiumError):
         super().__init__(message)
         self.code = code
         self.status_code = 413 if code in ("too_large", "archive_too_large") else 422
+
+
+_QUEUE_WAIT_S = 20.0
+
+
+class UploadsBusy(UpstreamUnavailable):
+    code = "busy"
 
 
 class DeckNotReady(Conflict):
@@ -90,6 +98,8 @@ class DeckService:
         signer: UrlSigner,
         limits: Limits,
         bounds: Bounds,
+        *,
+        max_parallel_parses: int = 2,
     ) -> None:
         self._pool = pool
         self._storage = storage
@@ -98,10 +108,35 @@ class DeckService:
         self._signer = signer
         self.limits = limits
         self._bounds = bounds
+        # Each parse may take parse_memory_mb for parse_timeout_seconds in its own child:
+        # cap how many run at once so a burst of uploads cannot exhaust the host.
+        self._parsing = asyncio.Semaphore(max_parallel_parses)
+        self._parses: set[asyncio.Future[ExtractedDeck]] = set()
+
+    def _parse_done(self, parse: asyncio.Future[ExtractedDeck]) -> None:
+        self._parses.discard(parse)
+        self._parsing.release()
+        if not parse.cancelled():
+            parse.exception()  # retrieved here so an abandoned parse logs nothing
 
     async def upload(self, tenant_id: UUID, filename: str, data: bytes) -> DeckPublic:
         try:
-            deck = await run_bounded(pipeline.inspect, data, self.limits, bounds=self._bounds)
+            async with asyncio.timeout(_QUEUE_WAIT_S):
+                await self._parsing.acquire()
+        except TimeoutError as exc:
+            raise UploadsBusy(
+                "Too many decks are being checked right now; retry in a few seconds.",
+                headers={"Retry-After": "5"},
+            ) from exc
+        # The slot is freed when the parse ends, not when the request does: a client that
+        # disconnects must not free a slot its parse still occupies (parses are time-bounded).
+        parse = asyncio.ensure_future(
+            run_bounded(pipeline.inspect, data, self.limits, bounds=self._bounds)
+        )
+        self._parses.add(parse)
+        parse.add_done_callback(self._parse_done)
+        try:
+            deck = await asyncio.shield(parse)
         except DeckRejected as exc:
             raise DeckUnprocessable(exc.code, exc.message) from exc
         except SandboxFailed as exc:

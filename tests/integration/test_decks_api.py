@@ -284,3 +284,16 @@ async def test_hostile_parameters_get_4xx_not_500(
     slides = (await api.get(f"/v1/decks/{deck['deck_id']}/slides", headers=tenant.headers)).json()
     url = slides["slides"][0]["image_url"].split("sig=")[0] + "sig=%C3%A9"
     assert (await api.get(url)).status_code == 422
+
+
+async def test_a_burst_of_uploads_queues_for_parsing_and_all_land(
+    api: httpx.AsyncClient, tenant: TenantKey
+) -> None:
+    # More uploads than parse slots (2): the rest wait their turn instead of failing.
+    decks = [make_pdf([[f"Burst {i}", "text"]]) for i in range(6)]
+    responses = await asyncio.gather(
+        *(upload(api, tenant, d, f"{i}.pdf") for i, d in enumerate(decks))
+    )
+    assert [r.status_code for r in responses] == [202] * 6
+    for r in responses:
+        assert (await wait_ready(api, tenant, r.json()["deck_id"]))["status"] == "ready"
