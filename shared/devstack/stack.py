@@ -147,6 +147,23 @@ class EphemeralStack:
         self._exit.callback(proc.stop, 20)
         proc.wait_until(lambda: http_ok(ready_url), timeout_s)
 
+    async def worker_credential(self, room: str) -> str:
+        """The session credential in the room's agent dispatch, read as a worker job would."""
+        from livekit import api as lk
+
+        from shared.schemas import DispatchMetadata
+
+        lkapi = lk.LiveKitAPI(
+            self.livekit.url.replace("ws://", "http://"),
+            self.livekit.api_key,
+            self.livekit.api_secret,
+        )
+        try:
+            dispatch = (await lkapi.agent_dispatch.list_dispatch(room))[0]
+        finally:
+            await lkapi.aclose()
+        return DispatchMetadata.model_validate_json(dispatch.metadata).credential
+
     def create_tenant(self, name: str = "acme") -> TenantKey:
         """Through the real CLI, as an operator would."""
         out = subprocess.run(

@@ -8,16 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import time
-import wave
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from io import BytesIO
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 from livekit import rtc
 
@@ -25,6 +21,7 @@ from agent_worker.providers import APOLOGY
 from shared.devstack.probe import frame_rms
 from shared.devstack.services import ManagedProcess
 from shared.devstack.stack import EphemeralStack, TenantKey
+from tests.e2e.speech import espeak, speak, within
 from tests.factories import make_product_deck
 from tests.fakes import DeepgramFake, ElevenLabsFake, OpenAIFake
 
@@ -81,30 +78,6 @@ async def deck(control_plane: EphemeralStack) -> tuple[TenantKey, str]:
     raise AssertionError("the product deck was not ingested in 60 s")
 
 
-def _speech(text: str) -> tuple[np.ndarray[Any, np.dtype[np.int16]], int]:
-    wav = subprocess.run(["espeak-ng", "--stdout", text], check=True, capture_output=True).stdout
-    with wave.open(BytesIO(wav)) as reader:
-        rate = reader.getframerate()
-        samples = np.frombuffer(reader.readframes(reader.getnframes()), dtype=np.int16)
-    return samples, rate
-
-
-async def _speak(source: rtc.AudioSource, samples: np.ndarray[Any, np.dtype[np.int16]]) -> None:
-    """Real-time 10 ms frames, then a second of silence so the VAD hears the end of the turn."""
-    step = source.sample_rate // 100
-    padded = np.concatenate([samples, np.zeros(source.sample_rate, dtype=np.int16)])
-    for start in range(0, len(padded) - step + 1, step):
-        chunk = padded[start : start + step]
-        await source.capture_frame(rtc.AudioFrame(chunk.tobytes(), source.sample_rate, 1, step))
-
-
-async def _within(waiting: asyncio.Future[Any], seconds: float, failure: str) -> Any:
-    try:
-        return await asyncio.wait_for(asyncio.shield(waiting), seconds)
-    except TimeoutError:
-        raise AssertionError(f"{failure} within {seconds} s") from None
-
-
 async def _say_next_slide(
     api: httpx.AsyncClient, owner: TenantKey, deck_id: str, cloud: Cloud
 ) -> dict[str, Any]:
@@ -117,7 +90,7 @@ async def _say_next_slide(
     )
     assert resp.status_code == 201, resp.text
     session = resp.json()
-    samples, rate = _speech("Next slide, please.")
+    samples, rate = espeak("Next slide, please.")
     room = rtc.Room()
     loop = asyncio.get_running_loop()
     listening: asyncio.Future[None] = loop.create_future()
@@ -165,13 +138,13 @@ async def _say_next_slide(
         await room.local_participant.publish_track(
             track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
         )
-        await _within(listening, 60, "the agent never finished greeting")
+        await within(listening, 60, "the agent never finished greeting")
         # Deepgram's fake does not recognise speech: it transcribes the script against the
         # audio it receives, here half a second into the spoken words
         cloud.deepgram.script("Next slide, please.", after_audio_s=0.5)
-        await _speak(source, samples)
-        await _within(moved, 30, "the slide did not move to 2")
-        await _within(answered, 30, "the agent did not speak after the move")
+        await speak(source, samples)
+        await within(moved, 30, "the slide did not move to 2")
+        await within(answered, 30, "the agent did not speak after the move")
     finally:
         for reader in readers:
             reader.cancel()

@@ -6,19 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import time
-import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from io import BytesIO
 from typing import Any
 from uuid import UUID
 
 import httpx
-import numpy as np
 import pytest
-from livekit import api as lk
 from livekit import rtc
 from livekit.agents import AgentSession
 
@@ -28,7 +23,7 @@ from agent_worker.responder import DEFAULT_MIN_SCORE, DOESNT_COVER, OfflineRespo
 from shared.devstack.probe import frame_rms
 from shared.devstack.services import ManagedProcess
 from shared.devstack.stack import EphemeralStack, TenantKey
-from shared.schemas import DispatchMetadata
+from tests.e2e.speech import espeak, speak, within
 from tests.factories import make_product_deck
 
 
@@ -82,20 +77,6 @@ async def new_session(api: httpx.AsyncClient, product_deck: ProductDeck) -> Asyn
         assert ended.status_code == 200, ended.text
 
 
-async def _credential(stack: EphemeralStack, room: str) -> str:
-    """The worker credential, read from the agent dispatch as a worker job would."""
-    lkapi = lk.LiveKitAPI(
-        stack.livekit.url.replace("ws://", "http://"),
-        stack.livekit.api_key,
-        stack.livekit.api_secret,
-    )
-    try:
-        dispatch = (await lkapi.agent_dispatch.list_dispatch(room))[0]
-    finally:
-        await lkapi.aclose()
-    return DispatchMetadata.model_validate_json(dispatch.metadata).credential
-
-
 @dataclass
 class LiveSession:
     session_id: str
@@ -110,7 +91,7 @@ async def live(
 ) -> AsyncIterator[LiveSession]:
     """A session on the product deck (no participant joins it) and the worker's view of it."""
     session = await new_session(product_deck.deck_id)
-    credential = await _credential(control_plane, session["room"])
+    credential = await control_plane.worker_credential(session["room"])
     async with ControlPlaneClient(control_plane.api_url, timeout_seconds=10) as client:
         yield LiveSession(
             session["session_id"],
@@ -120,38 +101,13 @@ async def live(
         )
 
 
-def _speech(text: str) -> tuple[np.ndarray[Any, np.dtype[np.int16]], int]:
-    """``text`` spoken by espeak-ng: int16 mono samples and their rate."""
-    wav = subprocess.run(["espeak-ng", "--stdout", text], check=True, capture_output=True).stdout
-    with wave.open(BytesIO(wav)) as reader:
-        rate = reader.getframerate()
-        samples = np.frombuffer(reader.readframes(reader.getnframes()), dtype=np.int16)
-    return samples, rate
-
-
-async def _speak(source: rtc.AudioSource, samples: np.ndarray[Any, np.dtype[np.int16]]) -> None:
-    """Real-time 10 ms frames, then a second of silence so the VAD hears the end of the turn."""
-    step = source.sample_rate // 100
-    padded = np.concatenate([samples, np.zeros(source.sample_rate, dtype=np.int16)])
-    for start in range(0, len(padded) - step + 1, step):
-        chunk = padded[start : start + step]
-        await source.capture_frame(rtc.AudioFrame(chunk.tobytes(), source.sample_rate, 1, step))
-
-
-async def _within(waiting: asyncio.Future[Any], seconds: float, failure: str) -> Any:
-    try:
-        return await asyncio.wait_for(asyncio.shield(waiting), seconds)
-    except TimeoutError:
-        raise AssertionError(f"{failure} within {seconds} s") from None
-
-
 # First in the module: every other test here creates sessions that are dispatched to the same
 # worker, and a dispatch that arrives while the worker's session slots are full is dropped by
 # livekit-server (no re-dispatch yet), which would leave this session without an agent.
 async def test_a_spoken_next_slide_moves_everyones_slide_and_the_presenter_answers(
     api: httpx.AsyncClient, product_deck: ProductDeck, new_session: Sessions, worker: ManagedProcess
 ) -> None:
-    samples, rate = _speech("Next slide, please.")
+    samples, rate = espeak("Next slide, please.")
     session = await new_session(product_deck.deck_id)
     room = rtc.Room()
     loop = asyncio.get_running_loop()
@@ -203,12 +159,12 @@ async def test_a_spoken_next_slide_moves_everyones_slide_and_the_presenter_answe
         await room.local_participant.publish_track(
             track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
         )
-        await _within(listening, 60, "the agent never finished greeting")
+        await within(listening, 60, "the agent never finished greeting")
 
         said_at = time.perf_counter()
-        await _speak(source, samples)
-        moved_at = await _within(moved, 30, "the slide did not move to 2")
-        answered_at = await _within(answered, 30, "the agent did not speak after the move")
+        await speak(source, samples)
+        moved_at = await within(moved, 30, "the slide did not move to 2")
+        answered_at = await within(answered, 30, "the agent did not speak after the move")
     finally:
         print("agent states:", [(round(t - said_at, 2), s) for t, s in states])
         for reader in readers:
@@ -269,7 +225,7 @@ async def test_a_session_without_a_deck_has_nothing_to_search(
     api: httpx.AsyncClient, new_session: Sessions, control_plane: EphemeralStack
 ) -> None:
     bare = await new_session(None)
-    auth = {"Authorization": f"Bearer {await _credential(control_plane, bare['room'])}"}
+    auth = {"Authorization": f"Bearer {await control_plane.worker_credential(bare['room'])}"}
     resp = await api.get(
         f"/internal/v1/sessions/{bare['session_id']}/search", params={"q": "pricing"}, headers=auth
     )

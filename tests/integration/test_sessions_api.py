@@ -198,12 +198,7 @@ async def test_worker_credential_is_scoped_to_its_session(
 ) -> None:
     first = (await api.post("/v1/sessions", headers=tenant.headers, json={})).json()
     second = (await api.post("/v1/sessions", headers=tenant.headers, json={})).json()
-    lkapi = await _livekit(stack)
-    try:
-        dispatch = (await lkapi.agent_dispatch.list_dispatch(first["room"]))[0]
-    finally:
-        await lkapi.aclose()
-    credential = DispatchMetadata.model_validate_json(dispatch.metadata).credential
+    credential = await stack.worker_credential(first["room"])
     auth = {"Authorization": f"Bearer {credential}"}
 
     ok = await api.get(f"/internal/v1/sessions/{first['session_id']}/context", headers=auth)

@@ -25,7 +25,6 @@ from control_plane.slides.publisher import SlidePublisher, metadata_version
 from control_plane.storage import UrlSigner
 from shared.devstack.services import free_port
 from shared.devstack.stack import EphemeralStack, TenantKey
-from shared.schemas import DispatchMetadata
 from tests.factories import make_pdf
 
 Deck = tuple[TenantKey, str]
@@ -346,16 +345,7 @@ async def test_the_worker_credential_reads_and_changes_its_own_session_only(
     session = await _session(api, owner, deck_id)
     other = await _session(api, owner, deck_id)
     sid = session["session_id"]
-    lkapi = lk.LiveKitAPI(
-        stack.livekit.url.replace("ws://", "http://"),
-        stack.livekit.api_key,
-        stack.livekit.api_secret,
-    )
-    try:
-        dispatch = (await lkapi.agent_dispatch.list_dispatch(session["room"]))[0]
-    finally:
-        await lkapi.aclose()
-    credential = DispatchMetadata.model_validate_json(dispatch.metadata).credential
+    credential = await stack.worker_credential(session["room"])
     auth = {"Authorization": f"Bearer {credential}"}
 
     read = await api.get(f"/internal/v1/sessions/{sid}/slide", headers=auth)
