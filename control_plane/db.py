@@ -10,6 +10,9 @@ from pgvector.asyncpg import register_vector
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await register_vector(conn)
+    # Deck searches filter the shared HNSW index by deck: keep scanning until enough rows pass
+    # the filter (pgvector >= 0.8), and consider at least as many as search asks for (60).
+    await conn.execute("SET hnsw.iterative_scan = relaxed_order; SET hnsw.ef_search = 100")
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
