@@ -53,7 +53,7 @@ async def _run(settings: WorkerSettings) -> None:
                 "espeak_fallback": espeak is not None and piper_url is not None,
             },
         )
-        await serve(build_server(settings, job_config))
+        await serve(build_server(settings, job_config), settings)
 
 
 def main() -> int:

@@ -13,7 +13,9 @@ from livekit.agents import AgentServer
 from shared.settings import WorkerSettings
 
 from .config import JobConfig
+from .heartbeat import FleetReporter
 from .job import run_job
+from .metrics import OpsServer
 from .prewarm import prewarm
 
 logger = logging.getLogger(__name__)
@@ -69,14 +71,25 @@ class _ShutdownSignals:
             self.drain.set()
 
 
-async def serve(server: AgentServer) -> None:
+async def serve(server: AgentServer, settings: WorkerSettings) -> None:
     """Run until a shutdown signal, then drain and close.
 
     Draining stops the server from accepting jobs and waits, up to the drain timeout, for
-    the running ones to end. Raises if the server stops on its own (e.g. LiveKit unreachable).
+    the running ones to end. From the first signal on, ``/readyz`` answers 503 and the
+    heartbeat says ``draining``, so neither Kubernetes nor the autoscaler counts this worker
+    as capacity while its sessions finish. Raises if the server stops on its own (e.g.
+    LiveKit unreachable).
     """
     signals = _ShutdownSignals()
+    reporter = FleetReporter(server, settings, signals.drain)
+    ops = None
+    if settings.ops_port is not None:
+        ops = OpsServer(
+            server, settings.max_sessions, signals.drain, settings.http_host, settings.ops_port
+        )
+        await ops.start()
     running = asyncio.create_task(server.run(devmode=False), name="agent_server")
+    reporting = asyncio.create_task(reporter.run(), name="fleet_heartbeat")
     try:
         # shielded: the server must keep running while it drains
         if await _unless_set(asyncio.shield(running), signals.drain):
@@ -85,6 +98,12 @@ async def serve(server: AgentServer) -> None:
     finally:
         await server.aclose()
         await asyncio.gather(running, return_exceptions=True)
+        reporting.cancel()
+        await asyncio.gather(reporting, return_exceptions=True)
+        await reporter.leave()
+        await reporter.aclose()
+        if ops is not None:
+            await ops.aclose()
 
 
 async def _drain(server: AgentServer, hurry: asyncio.Event) -> None:

@@ -20,9 +20,12 @@ from control_plane.decks.sandbox import Bounds
 from control_plane.decks.service import DeckService
 from control_plane.deps import AppState
 from control_plane.errors import install_error_handlers
+from control_plane.fleet.router import router as fleet_router
 from control_plane.health.router import router as health_router
 from control_plane.internal.router import router as internal_router
 from control_plane.livekit_gateway import LiveKitGateway
+from control_plane.metrics import MetricsMiddleware, MetricsRefresher
+from control_plane.metrics import router as metrics_router
 from control_plane.migrate import apply_migrations
 from control_plane.sessions.router import router as sessions_router
 from control_plane.slides.router import router as slides_router
@@ -92,7 +95,11 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
         )
         runner.start()
         try:
-            async with gateway, SlideService(pool, redis, gateway, signer) as slides:
+            async with (
+                gateway,
+                SlideService(pool, redis, gateway, signer) as slides,
+                MetricsRefresher(pool, redis, settings),
+            ):
                 application.state.slides = slides
                 logger.info("control plane ready", extra={"environment": settings.environment})
                 yield AppState(
@@ -124,7 +131,10 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
         max_bytes=(settings.max_upload_mb + 1) * 2**20,
         advertised_mb=settings.max_upload_mb,
     )
+    app.add_middleware(MetricsMiddleware)
     app.include_router(health_router)
+    app.include_router(metrics_router)
+    app.include_router(fleet_router)
     app.include_router(sessions_router)
     app.include_router(decks_router)
     app.include_router(assets_router)

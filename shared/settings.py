@@ -17,6 +17,7 @@ DEV_LIVEKIT_KEY = "devkey"
 DEV_LIVEKIT_SECRET = "podium-dev-livekit-secret-not-for-production"
 DEV_INTERNAL_SECRET = "podium-dev-internal-secret-change-me"
 DEFAULT_AGENT_NAME = "podium-presenter"
+DEV_OPS_TOKEN = "podium-dev-ops-token-change-me"
 
 Environment = Literal["dev", "test", "prod"]
 
@@ -105,10 +106,45 @@ class ControlPlaneSettings(_Base):
     openai_base_url: str = "https://api.openai.com/v1"
     openai_embedding_model: str = "text-embedding-3-small"
 
+    # The fleet: GET /v1/fleet (ops token) and the desired worker count the autoscaler reads.
+    # Defaults chosen with scripts/fleet-sim (docs/fleet.md).
+    ops_token: SecretStr = Field(
+        default=SecretStr(DEV_OPS_TOKEN),
+        description="Bearer token of the ops routes (GET /v1/fleet); KEDA sends it.",
+    )
+    fleet_sessions_per_worker: int = Field(
+        default=4, ge=1, description="Session slots per worker (match the workers' MAX_SESSIONS)."
+    )
+    fleet_headroom_sessions: int = Field(
+        default=4, ge=0, description="Free session slots kept warm at any load."
+    )
+    fleet_headroom_ratio: float = Field(
+        default=0.25, ge=0, le=10, description="Free slots kept as a share of active sessions."
+    )
+    fleet_min_workers: int = Field(default=1, ge=0)
+    fleet_max_workers: int = Field(default=50, ge=1)
+    fleet_heartbeat_ttl_seconds: float = Field(
+        default=15, ge=1, description="A worker silent this long leaves the fleet view."
+    )
+    metrics_refresh_seconds: float = Field(
+        default=5, gt=0, description="How often fleet, session and deck gauges are refreshed."
+    )
+
     @model_validator(mode="after")
     def _openai_needs_a_key(self) -> ControlPlaneSettings:
         if self.embedding_provider == "openai" and self.openai_api_key is None:
             raise ValueError("PODIUM_EMBEDDING_PROVIDER=openai needs PODIUM_OPENAI_API_KEY")
+        return self
+
+    @model_validator(mode="after")
+    def _fleet_bounds(self) -> ControlPlaneSettings:
+        if self.fleet_min_workers > self.fleet_max_workers:
+            raise ValueError("PODIUM_FLEET_MIN_WORKERS must not exceed PODIUM_FLEET_MAX_WORKERS")
+        if self.environment == "prod" and self.ops_token.get_secret_value() == DEV_OPS_TOKEN:
+            raise ValueError(
+                "PODIUM_OPS_TOKEN still holds the development placeholder; "
+                "set a real one when PODIUM_ENVIRONMENT=prod"
+            )
         return self
 
 
@@ -134,6 +170,20 @@ class WorkerSettings(_Base):
         description="Offline TTS: 'piper:joe' (child process) or 'espeak' (fallback).",
     )
     request_timeout_seconds: float = 5.0
+    worker_name: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$",
+        description="Name in heartbeats and /v1/fleet; default host:pid (the pod name in k8s).",
+    )
+    ops_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port of /readyz (503 while draining) and /metrics; unset turns them off.",
+    )
+    heartbeat_interval_seconds: float = Field(
+        default=5, gt=0, le=60, description="How often the worker reports to the control plane."
+    )
 
     # Providers per stage: "local" runs offline; a cloud provider needs its key, and its stage
     # keeps the local engine behind it as the fallback.

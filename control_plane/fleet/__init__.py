@@ -1,0 +1,1 @@
+"""The worker fleet: heartbeats in Redis, the fleet view and the desired worker count."""

@@ -1,0 +1,207 @@
+"""Prometheus metrics of the control plane: HTTP, sessions, join time, decks and the fleet.
+
+Request metrics come from a middleware. Everything else is read from the source of truth by
+:class:`MetricsRefresher`, an owned task: gauges (open sessions, decks by status, the fleet and
+its desired size) on every replica, and histograms of completed joins and ingestions on one
+replica at a time (a Redis lease), resuming from a watermark in Redis, so summing over
+replicas counts each join once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import UTC, datetime
+from types import TracebackType
+
+import asyncpg
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from control_plane.fleet import repository
+from control_plane.fleet.service import fleet_view, policy_from
+from control_plane.fleet.store import HeartbeatStore
+from shared.settings import ControlPlaneSettings
+
+logger = logging.getLogger(__name__)
+
+HTTP_REQUESTS = Counter(
+    "podium_http_requests_total", "HTTP requests answered.", ["method", "route", "status"]
+)
+HTTP_SECONDS = Histogram(
+    "podium_http_request_duration_seconds",
+    "Time to answer an HTTP request.",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+SESSIONS = Gauge("podium_sessions", "Sessions not ended, by status.", ["status"])
+JOIN_SECONDS = Histogram(
+    "podium_session_join_seconds",
+    "Session created to the agent's job reporting it joined the room.",
+    buckets=(0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30),
+)
+DECKS = Gauge("podium_decks", "Decks by ingestion status.", ["status"])
+INGEST_SECONDS = Histogram(
+    "podium_deck_ingestion_seconds",
+    "Deck upload accepted to ready (previews, chunks and embeddings written).",
+    buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300),
+)
+INGESTED_SLIDES = Counter("podium_deck_slides_ingested_total", "Slides of decks that are ready.")
+FLEET_WORKERS = Gauge("podium_fleet_workers", "Heartbeating workers.", ["state"])
+FLEET_DESIRED = Gauge(
+    "podium_fleet_desired_workers", "Workers the autoscaler should run (open sessions+headroom)."
+)
+FLEET_SESSIONS = Gauge("podium_fleet_active_sessions", "Sessions created or active.")
+FLEET_FREE_SLOTS = Gauge("podium_fleet_free_slots", "Free session slots on ready workers.")
+FLEET_IDLE = Gauge("podium_fleet_idle_processes", "Prewarmed job processes on ready workers.")
+FLEET_ON_DRAINING = Gauge(
+    "podium_fleet_sessions_on_draining_workers", "Sessions finishing on draining workers."
+)
+
+_SESSION_STATUSES = ("created", "active")
+_DECK_STATUSES = ("pending", "processing", "ready", "failed")
+_LEASE_KEY = "podium:metrics:observer"
+_JOIN_MARK = "podium:metrics:join_watermark"
+_INGEST_MARK = "podium:metrics:ingest_watermark"
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+class MetricsMiddleware:
+    """Counts and times every HTTP request by route template (bounded label values)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # an exception escaping the app is answered 500 by the server
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            route = scope.get("route")
+            template = route.path if isinstance(route, BaseRoute) and hasattr(route, "path") else ""
+            label = template or "unmatched"
+            if label != "/metrics":
+                HTTP_REQUESTS.labels(scope["method"], label, str(status)).inc()
+                HTTP_SECONDS.labels(scope["method"], label).observe(time.perf_counter() - started)
+
+
+class MetricsRefresher:
+    """Owns the task that refreshes gauges and observes completed joins and ingestions."""
+
+    def __init__(self, pool: asyncpg.Pool, redis: Redis, settings: ControlPlaneSettings) -> None:
+        self._pool = pool
+        self._redis = redis
+        self._settings = settings
+        self._store = HeartbeatStore(redis, settings.fleet_heartbeat_ttl_seconds)
+        self._interval = settings.metrics_refresh_seconds
+        self._owner = f"{id(self):x}-{time.time_ns()}"
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> MetricsRefresher:
+        self._task = asyncio.create_task(self._run(), name="metrics_refresher")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(Exception):  # Redis may already be gone at shutdown
+            if await self._redis.get(_LEASE_KEY) == self._owner:
+                await self._redis.delete(_LEASE_KEY)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except (TimeoutError, OSError, RedisError, asyncpg.PostgresError) as exc:
+                # Postgres or Redis away: keep the last values, try again next tick.
+                logger.warning("metrics refresh failed", extra={"error": type(exc).__name__})
+            except Exception:
+                logger.exception("metrics refresh failed")
+            await asyncio.sleep(self._interval)
+
+    async def refresh(self) -> None:
+        sessions = await repository.count_open_sessions(self._pool)
+        for status in _SESSION_STATUSES:
+            SESSIONS.labels(status).set(sessions.get(status, 0))
+        decks = await repository.count_decks(self._pool)
+        for status in _DECK_STATUSES:
+            DECKS.labels(status).set(decks.get(status, 0))
+
+        view = await fleet_view(self._pool, self._store, policy_from(self._settings))
+        FLEET_WORKERS.labels("ready").set(view.ready_workers)
+        FLEET_WORKERS.labels("draining").set(view.draining_workers)
+        FLEET_DESIRED.set(view.desired_workers)
+        FLEET_SESSIONS.set(view.active_sessions)
+        FLEET_FREE_SLOTS.set(view.free_slots)
+        FLEET_IDLE.set(view.idle_processes)
+        FLEET_ON_DRAINING.set(view.sessions_on_draining_workers)
+
+        if await self._hold_lease():
+            await self._observe_completions()
+
+    async def _hold_lease(self) -> bool:
+        ttl_ms = int(self._interval * 3 * 1000)
+        if await self._redis.set(_LEASE_KEY, self._owner, nx=True, px=ttl_ms):
+            return True
+        if await self._redis.get(_LEASE_KEY) == self._owner:
+            await self._redis.pexpire(_LEASE_KEY, ttl_ms)
+            return True
+        return False
+
+    async def _observe_completions(self) -> None:
+        joins_after = await self._watermark(_JOIN_MARK)
+        joins = await repository.joins_since(self._pool, joins_after)
+        for _, seconds in joins:
+            JOIN_SECONDS.observe(max(seconds, 0.0))
+        if joins:
+            await self._redis.set(_JOIN_MARK, joins[-1][0].isoformat())
+
+        ingest_after = await self._watermark(_INGEST_MARK)
+        ingested = await repository.ingested_since(self._pool, ingest_after)
+        for _, seconds, slides in ingested:
+            INGEST_SECONDS.observe(max(seconds, 0.0))
+            INGESTED_SLIDES.inc(slides)
+        if ingested:
+            await self._redis.set(_INGEST_MARK, ingested[-1][0].isoformat())
+
+    async def _watermark(self, key: str) -> datetime:
+        """Where the last observer stopped; a fresh Redis starts now (history is not replayed)."""
+        value = await self._redis.get(key)
+        if value is None:
+            now = datetime.now(UTC)
+            # set-if-absent: two replicas racing for a fresh Redis agree on one start
+            await self._redis.set(key, now.isoformat(), nx=True)
+            value = await self._redis.get(key)
+        if value is None:
+            return datetime.now(UTC)
+        return datetime.fromisoformat(value.decode() if isinstance(value, bytes) else value)

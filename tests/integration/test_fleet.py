@@ -1,0 +1,231 @@
+"""The fleet view against the real control plane, Postgres and Redis: worker heartbeats in,
+``GET /v1/fleet`` and the desired worker count out, Prometheus metrics on ``/metrics``."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from shared.credentials import mint_session_credential
+from shared.devstack.stack import EphemeralStack, TenantKey
+from shared.fleet import mint_worker_credential
+from shared.settings import DEV_INTERNAL_SECRET, DEV_OPS_TOKEN
+
+OPS = {"Authorization": f"Bearer {DEV_OPS_TOKEN}"}
+
+
+def _worker_auth(name: str, secret: str = DEV_INTERNAL_SECRET) -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint_worker_credential(secret, name)}"}
+
+
+def _heartbeat(name: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "worker": name,
+        "livekit_worker_id": "AW_test",
+        "agent_name": "podium-presenter",
+        "max_sessions": 4,
+        "active_jobs": 1,
+        "idle_processes": 1,
+        "load": 0.25,
+        "draining": False,
+        "rooms": ["podium-room-a"],
+        **overrides,
+    }
+
+
+async def _put(api: httpx.AsyncClient, name: str, **overrides: Any) -> httpx.Response:
+    return await api.put(
+        f"/internal/v1/fleet/workers/{name}",
+        json=_heartbeat(name, **overrides),
+        headers=_worker_auth(name),
+    )
+
+
+async def _fleet(api: httpx.AsyncClient) -> dict[str, Any]:
+    resp = await api.get("/v1/fleet", headers=OPS)
+    assert resp.status_code == 200, resp.text
+    return dict(resp.json())
+
+
+def _desired(active: int) -> int:
+    """The default policy by hand: 4 slots a worker, headroom max(4, 25 %), 1..50 workers."""
+    headroom = max(4, math.ceil(active * 0.25))
+    return max(1, min(50, math.ceil((active + headroom) / 4)))
+
+
+def _mine(view: dict[str, Any], name: str) -> dict[str, Any] | None:
+    return next((w for w in view["workers"] if w["worker"] == name), None)
+
+
+async def test_the_fleet_view_needs_the_ops_token(
+    api: httpx.AsyncClient, tenant: TenantKey
+) -> None:
+    assert (await api.get("/v1/fleet")).status_code == 401
+    assert (await api.get("/v1/fleet", headers={"Authorization": "Bearer nope"})).status_code == 401
+    # a tenant's API key is not an ops credential
+    refused = await api.get("/v1/fleet", headers=tenant.headers)
+    assert refused.status_code == 401
+    assert refused.json()["error"] == "unauthorized"
+
+
+async def test_a_heartbeat_shows_the_worker_and_its_rooms(api: httpx.AsyncClient) -> None:
+    name = f"hb-{uuid.uuid4().hex[:8]}"
+    assert (await _put(api, name, active_jobs=3, load=0.75, rooms=["r1", "r2", "r3"])).status_code
+    view = await _fleet(api)
+    me = _mine(view, name)
+    assert me is not None
+    assert (me["active_jobs"], me["load"], me["rooms"], me["draining"]) == (
+        3,
+        0.75,
+        ["r1", "r2", "r3"],
+        False,
+    )
+    # it leaves the view as soon as it says it is gone
+    left = await api.delete(f"/internal/v1/fleet/workers/{name}", headers=_worker_auth(name))
+    assert left.status_code == 204
+    assert _mine(await _fleet(api), name) is None
+
+
+async def test_heartbeats_expire_in_redis(api: httpx.AsyncClient, stack: EphemeralStack) -> None:
+    name = f"ttl-{uuid.uuid4().hex[:8]}"
+    assert (await _put(api, name)).status_code == 204
+    redis = Redis.from_url(stack.redis.url(), decode_responses=True)
+    try:
+        ttl_ms = await redis.pttl(f"podium:fleet:worker:{name}")
+    finally:
+        await redis.aclose()
+    # the default TTL (15 s): a worker that dies without a word leaves the view by itself
+    assert 10_000 < ttl_ms <= 15_000
+
+
+async def test_workers_speak_only_for_themselves(api: httpx.AsyncClient) -> None:
+    body = _heartbeat("worker-b")
+    # another worker's credential
+    other = await api.put(
+        "/internal/v1/fleet/workers/worker-b", json=body, headers=_worker_auth("worker-a")
+    )
+    assert other.status_code == 403
+    # a session credential (what a job holds) is not a fleet credential
+    session = mint_session_credential(DEV_INTERNAL_SECRET, uuid.uuid4(), 60)
+    as_job = await api.put(
+        "/internal/v1/fleet/workers/worker-b",
+        json=body,
+        headers={"Authorization": f"Bearer {session}"},
+    )
+    assert as_job.status_code == 401
+    # signed with another secret
+    forged = await api.put(
+        "/internal/v1/fleet/workers/worker-b",
+        json=body,
+        headers=_worker_auth("worker-b", secret="s" * 40),
+    )
+    assert forged.status_code == 401
+    # a body that is not a heartbeat
+    bad = await api.put(
+        "/internal/v1/fleet/workers/worker-b",
+        json={**body, "load": 7},
+        headers=_worker_auth("worker-b"),
+    )
+    assert bad.status_code == 422
+    assert "load" in bad.json()["message"]
+
+
+async def test_desired_workers_follow_open_sessions_with_headroom(
+    api: httpx.AsyncClient, tenant: TenantKey
+) -> None:
+    before = await _fleet(api)
+    policy = before["policy"]
+    assert policy == {
+        "sessions_per_worker": 4,
+        "headroom_sessions": 4,
+        "headroom_ratio": 0.25,
+        "min_workers": 1,
+        "max_workers": 50,
+    }
+    created = []
+    for _ in range(9):
+        resp = await api.post("/v1/sessions", headers=tenant.headers, json={})
+        assert resp.status_code == 201, resp.text
+        created.append(resp.json()["session_id"])
+    try:
+        after = await _fleet(api)
+        assert after["active_sessions"] == before["active_sessions"] + 9
+        active = after["active_sessions"] - after["sessions_on_draining_workers"]
+        assert after["desired_workers"] == _desired(active)
+        assert after["desired_workers"] > before["desired_workers"]
+    finally:
+        for session_id in created:
+            await api.post(f"/v1/sessions/{session_id}/end", headers=tenant.headers)
+    assert (await _fleet(api))["active_sessions"] == before["active_sessions"]
+
+
+async def test_sessions_on_draining_workers_do_not_ask_for_replacements(
+    api: httpx.AsyncClient, tenant: TenantKey
+) -> None:
+    created = []
+    for _ in range(8):
+        resp = await api.post("/v1/sessions", headers=tenant.headers, json={})
+        assert resp.status_code == 201, resp.text
+        created.append(resp.json()["session_id"])
+    name = f"drain-{uuid.uuid4().hex[:8]}"
+    try:
+        serving = await _fleet(api)
+        assert (await _put(api, name, active_jobs=8, max_sessions=8, draining=True)).status_code
+        draining = await _fleet(api)
+        assert draining["sessions_on_draining_workers"] == 8
+        assert draining["draining_workers"] == serving["draining_workers"] + 1
+        # the draining worker's 8 sessions finish where they are: only the rest need workers
+        assert draining["desired_workers"] == _desired(serving["active_sessions"] - 8)
+        assert draining["desired_workers"] < serving["desired_workers"]
+        # and its free slots are not offered as capacity
+        assert draining["free_slots"] == serving["free_slots"]
+    finally:
+        await api.delete(f"/internal/v1/fleet/workers/{name}", headers=_worker_auth(name))
+        for session_id in created:
+            await api.post(f"/v1/sessions/{session_id}/end", headers=tenant.headers)
+
+
+def _sample(text: str, name: str, labels: str = "") -> float | None:
+    pattern = rf"^{re.escape(name)}{re.escape(labels)} ([0-9.e+-]+)$"
+    match = re.search(pattern, text, re.MULTILINE)
+    return float(match.group(1)) if match else None
+
+
+async def test_prometheus_metrics_report_requests_and_the_fleet(api: httpx.AsyncClient) -> None:
+    name = f"prom-{uuid.uuid4().hex[:8]}"
+    assert (await _put(api, name, idle_processes=3, active_jobs=0, rooms=[])).status_code == 204
+    try:
+        view = await _fleet(api)
+        deadline = time.monotonic() + 15  # gauges refresh every PODIUM_METRICS_REFRESH_SECONDS
+        text = ""
+        while time.monotonic() < deadline:
+            text = (await api.get("/metrics")).text
+            if _sample(text, "podium_fleet_idle_processes") == view["idle_processes"]:
+                break
+            await asyncio.sleep(0.5)
+        assert _sample(text, "podium_fleet_idle_processes") == view["idle_processes"], text
+        assert _sample(text, "podium_fleet_desired_workers") == view["desired_workers"]
+        served = _sample(
+            text,
+            "podium_http_requests_total",
+            '{method="GET",route="/v1/fleet",status="200"}',
+        )
+        assert served is not None and served >= 2
+        # route templates, not raw paths, so label values stay bounded
+        assert f'route="/internal/v1/fleet/workers/{name}"' not in text
+        assert 'route="/internal/v1/fleet/workers/{worker}"' in text
+    finally:
+        await api.delete(f"/internal/v1/fleet/workers/{name}", headers=_worker_auth(name))
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/healthz"])
+async def test_ops_endpoints_need_no_tenant(api: httpx.AsyncClient, path: str) -> None:
+    assert (await api.get(path)).status_code == 200
