@@ -12,7 +12,11 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from shared.schemas import (
+    ConversationBatch,
+    ConversationMessage,
     DeckSearchResult,
+    Escalation,
+    EscalationRequest,
     SessionContext,
     SlideAction,
     SlideChange,
@@ -185,9 +189,13 @@ class SessionApi:
         *,
         idempotency_key: str,
         reason: str | None = None,
+        expected_version: int | None = None,
     ) -> SlideState:
-        """Request a change; the key makes a retried (or re-run) tool call apply at most once."""
-        body = SlideChange(action=action, index=index, reason=reason)
+        """Request a change; the key makes a retried (or re-run) tool call apply at most once,
+        and ``expected_version`` makes it apply only to the state the caller saw."""
+        body = SlideChange(
+            action=action, index=index, reason=reason, expected_version=expected_version
+        )
         response = await self._client._request(
             "POST",
             f"{self._base}/slide",
@@ -211,3 +219,21 @@ class SessionApi:
             "GET", f"{self._base}/slides/{index}", credential=self._credential
         )
         return _parse(SlideContent, response)
+
+    async def add_messages(self, messages: list[ConversationMessage]) -> None:
+        await self._client._request(
+            "POST",
+            f"{self._base}/messages",
+            credential=self._credential,
+            json=ConversationBatch(messages=messages).model_dump(mode="json"),
+        )
+
+    async def escalate(self, request: EscalationRequest, *, idempotency_key: str) -> Escalation:
+        response = await self._client._request(
+            "POST",
+            f"{self._base}/escalations",
+            credential=self._credential,
+            json=request.model_dump(mode="json", exclude_none=True),
+            headers={"Idempotency-Key": idempotency_key},
+        )
+        return _parse(Escalation, response)

@@ -1,4 +1,5 @@
-"""One dispatched job: load the session from the control plane, join the room, greet."""
+"""One dispatched job: load the session from the control plane, join the room, greet (or, for
+a session another worker lost, say so and pick up), then present the deck."""
 
 from __future__ import annotations
 
@@ -15,15 +16,20 @@ from livekit.agents import (
     AutoSubscribe,
     JobContext,
     TurnHandlingOptions,
+    inference,
+    llm,
     room_io,
     tts,
 )
 from pydantic import ValidationError
 
-from shared.schemas import DispatchMetadata, SessionContext
+from shared.schemas import ConversationMessage, DispatchMetadata, SessionContext
+from shared.settings import WorkerSettings
 
 from .config import JobConfig
 from .control_plane_client import ControlPlaneClient, ControlPlaneError, SessionNotFoundError
+from .conversation import ConversationSync
+from .narration import RESUMED, Narrator, slide_state_in
 from .presenter import Presenter
 from .prewarm import prewarmed_vad, prewarmed_whisper, worker_settings
 from .providers import build_llm, build_stt, build_tts
@@ -59,7 +65,8 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
     ctx.add_shutdown_callback(speech.aclose)
     # The room exists before anyone is in it: render the greeting, sentence by sentence, while
     # the participant is still connecting; playback starts as soon as the first one is ready.
-    greeting = _GreetingRenderer(speech, context.greeting)
+    opening = RESUMED if context.resumed else context.greeting
+    greeting = _GreetingRenderer(speech, opening)
     ctx.add_shutdown_callback(greeting.aclose)
     await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
     participant = await ctx.wait_for_participant()
@@ -70,10 +77,16 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
         room_options=room_io.RoomOptions(participant_identity=participant.identity),
     )
     if await greeting.first_ready():
-        session.say(context.greeting, audio=greeting.frames())
+        session.say(opening, audio=greeting.frames())
     else:
-        session.say(context.greeting)  # rendering failed: let the session's TTS path retry
-    logger.info("presenter joined", extra={"participant": participant.identity})
+        session.say(opening)  # rendering failed: let the session's TTS path retry
+    if presenter.narrator is not None:
+        _follow_slide_state(ctx.room, presenter.narrator)
+        presenter.narrator.start()  # it waits for the greeting to finish
+    logger.info(
+        "presenter joined",
+        extra={"participant": participant.identity, "resumed": context.resumed},
+    )
     await _report_joined(control_plane, metadata)
 
 
@@ -99,11 +112,63 @@ def _voice_loop(
         stt=hearing,
         llm=thinking,
         tts=speech,
-        # VAD endpointing: the turn detector model joins in a later slice
-        turn_handling=TurnHandlingOptions(turn_detection="vad"),
+        turn_handling=turn_handling(settings),
     )
     deck = control_plane.for_session(metadata.session_id, metadata.credential)
-    return session, Presenter(deck=deck)
+    conversation = ConversationSync(session, deck)
+    ctx.add_shutdown_callback(conversation.aclose)
+    narrator = Narrator(session, deck)
+    ctx.add_shutdown_callback(narrator.aclose)
+    presenter = Presenter(
+        deck=deck,
+        narrator=narrator,
+        conversation=conversation,
+        chat_ctx=restored_chat(context.conversation),
+    )
+    return session, presenter
+
+
+def turn_handling(settings: WorkerSettings) -> TurnHandlingOptions:
+    """End of turn from the local turn-detector model (on the VAD's end of speech), or the VAD
+    alone; barge-in on the VAD either way, so nothing waits for a cloud detector."""
+    options = TurnHandlingOptions(
+        interruption={"mode": "vad", "min_duration": settings.interruption_min_seconds},
+        endpointing={
+            "min_delay": settings.endpointing_min_delay_seconds,
+            "max_delay": settings.endpointing_max_delay_seconds,
+        },
+    )
+    if settings.turn_detection == "model":
+        # "v1-mini" pins the local model; left to choose, the framework picks the cloud one
+        # in dev mode.
+        options["turn_detection"] = inference.TurnDetector(version="v1-mini")
+    else:
+        options["turn_detection"] = "vad"
+    return options
+
+
+def restored_chat(messages: list[ConversationMessage]) -> llm.ChatContext:
+    """The conversation a lost worker had, for the job that picks the session up."""
+    chat = llm.ChatContext.empty()
+    for message in messages:
+        chat.add_message(
+            role=message.role,
+            content=message.text,
+            id=message.item_id,
+            interrupted=message.interrupted,
+        )
+    return chat
+
+
+def _follow_slide_state(room: rtc.Room, narrator: Narrator) -> None:
+    """Slide changes and pauses reach the narrator the way they reach every client."""
+
+    def on_metadata(_old: str, metadata: str) -> None:
+        state = slide_state_in(metadata)
+        if state is not None:
+            narrator.on_slide_state(state)
+
+    room.on("room_metadata_changed", on_metadata)
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")

@@ -12,9 +12,9 @@ import logging
 import re
 from typing import Any
 
-from livekit.agents import Agent, RunContext, ToolError, function_tool
+from livekit.agents import Agent, RunContext, ToolError, function_tool, llm
 
-from shared.schemas import DeckSearchResult, SlideAction, SlideState
+from shared.schemas import DeckSearchResult, EscalationRequest, SlideAction, SlideState
 
 from .control_plane_client import (
     ControlPlaneError,
@@ -22,16 +22,22 @@ from .control_plane_client import (
     SessionApi,
     SessionNotFoundError,
 )
+from .conversation import ConversationSync
+from .narration import Narrator
 
 logger = logging.getLogger(__name__)
 
 INSTRUCTIONS = (
     "You are Podium, a friendly presenter walking an audience through a slide deck. "
-    "Speak in short, clear sentences and stay on the current slide unless asked. "
+    "The deck is narrated for you slide by slide; when the user interrupts, answer them in "
+    "short, clear sentences. "
     "Change slides only with your tools; never claim a slide changed unless a tool said so. "
     "Answer questions only from the deck: call search_slides, then answer from what it found "
     "and say which slide the answer is on. When the deck does not cover the question, say so "
-    "plainly and do not guess."
+    "plainly and do not guess. "
+    "When the user wants the presentation to go on (for example 'yes' after you offered to "
+    "carry on), call resume_presentation; to stop it, pause_presentation. When the user asks "
+    "for a person, or you cannot help and they need one, call escalate_to_human."
 )
 
 # How search results are written for the model; the offline responder reads the same lines.
@@ -39,6 +45,14 @@ SEARCH_HIT_LINE = re.compile(
     r"^Slide (?P<index>\d+) \((?P<title>.*)\), relevance (?P<score>-?[0-9.]+): (?P<snippet>.*)$"
 )
 NO_MATCH = "No slide matches that."
+
+# A search hit scoring below this does not answer the question. Hybrid search scores (dense
+# cosine soft-max + 0.15 x lexical) on the eight-slide product deck (tests/factories.py), measured
+# by tests/e2e/test_voice_loop.py: on-topic questions' best hits 0.42-0.82 ("How much does it
+# cost?" lowest), off-topic ones (weather, world cup, a recipe, a capital) 0.22-0.26. The
+# grounding benchmark (docs/benchmarks/grounding.json, 144 questions over harder decks) finds its
+# most accurate cut at 0.355; a little above it, as a wrong answer costs more than a refusal.
+MIN_RELEVANCE = 0.36
 
 
 def describe_state(state: SlideState, lead: str = "Now on") -> str:
@@ -57,10 +71,22 @@ def describe_hits(result: DeckSearchResult) -> str:
     )
 
 
+ESCALATED = "I've asked a colleague to join us; they'll see our conversation so far."
+
+
 class Presenter(Agent):
-    def __init__(self, deck: SessionApi | None = None) -> None:
-        super().__init__(instructions=INSTRUCTIONS)
+    def __init__(
+        self,
+        deck: SessionApi | None = None,
+        *,
+        narrator: Narrator | None = None,
+        conversation: ConversationSync | None = None,
+        chat_ctx: llm.ChatContext | None = None,
+    ) -> None:
+        super().__init__(instructions=INSTRUCTIONS, chat_ctx=chat_ctx)
         self._deck = deck  # None: a session created without a deck, where the tools refuse
+        self.narrator = narrator  # None: no presentation mode (tests, sessions without a deck)
+        self._conversation = conversation
 
     @function_tool()
     async def next_slide(self, context: RunContext[Any]) -> str:
@@ -73,12 +99,25 @@ class Presenter(Agent):
         return await self._change(context, "previous")
 
     @function_tool()
-    async def goto_slide(self, context: RunContext[Any], slide_number: int) -> str:
-        """Show a given slide.
+    async def goto_slide(
+        self, context: RunContext[Any], slide_number: int | None = None, topic: str | None = None
+    ) -> str:
+        """Show a given slide, by its number or by what it is about.
 
         Args:
             slide_number: The slide to show, counting from 1.
+            topic: What the slide is about, when the user named a topic instead of a number.
         """
+        if slide_number is None:
+            if not topic:
+                raise ToolError("Say which slide: a number, or what it is about.")
+            try:
+                hits = (await self._require_deck().search(topic, k=1)).hits
+            except ControlPlaneError as exc:
+                raise _tool_error(exc) from exc
+            if not hits or hits[0].score < MIN_RELEVANCE:
+                raise ToolError(f"No slide is about {topic}.")
+            slide_number = hits[0].slide_index
         return await self._change(context, "goto", slide_number)
 
     @function_tool()
@@ -109,9 +148,70 @@ class Presenter(Agent):
             raise _tool_error(exc) from exc
         return describe_state(state, lead="Showing")
 
+    @function_tool()
+    async def pause_presentation(self, context: RunContext[Any]) -> str:
+        """Pause the presentation: stop narrating slides until the user wants to go on.
+        Questions are still answered while paused."""
+        await self._change_state(context, "pause")
+        if self.narrator is not None:
+            self.narrator.pause()
+        return "The presentation is paused."
+
+    @function_tool()
+    async def resume_presentation(self, context: RunContext[Any]) -> str:
+        """Carry on with the presentation from where it stopped."""
+        state = await self._current()
+        if state.paused:
+            state = await self._change_state(context, "resume")
+        if self.narrator is None:
+            return describe_state(state, lead="Resuming at")
+        if self.narrator.resume() == "finished":
+            return "The presentation is over; every slide has been presented."
+        return describe_state(state, lead="Resuming at")
+
+    @function_tool()
+    async def escalate_to_human(self, context: RunContext[Any], reason: str) -> str:
+        """Ask for a person to take over: the user asked for one, or needs help the deck and
+        you cannot give.
+
+        Args:
+            reason: Why a person is needed, in a short sentence.
+        """
+        deck = self._require_deck()
+        question, answer = last_exchange(context.session.history)
+        if self._conversation is not None:
+            await self._conversation.flush()  # the record carries the transcript so far
+        try:
+            slide = (await deck.current_slide()).index
+        except ControlPlaneError:
+            slide = None  # record the request all the same
+        request = EscalationRequest(
+            reason=reason[:500] or "not given",
+            slide_index=slide,
+            last_question=question,
+            attempted_answer=answer,
+        )
+        try:
+            await deck.escalate(request, idempotency_key=f"tool-{context.function_call.call_id}")
+        except ControlPlaneError as exc:
+            raise _tool_error(exc) from exc
+        return ESCALATED
+
+    async def _current(self) -> SlideState:
+        deck = self._require_deck()
+        try:
+            return await deck.current_slide()
+        except ControlPlaneError as exc:
+            raise _tool_error(exc) from exc
+
     async def _change(
         self, context: RunContext[Any], action: SlideAction, index: int | None = None
     ) -> str:
+        return describe_state(await self._change_state(context, action, index))
+
+    async def _change_state(
+        self, context: RunContext[Any], action: SlideAction, index: int | None = None
+    ) -> SlideState:
         deck = self._require_deck()
         try:
             state = await deck.change_slide(
@@ -122,12 +222,23 @@ class Presenter(Agent):
             )
         except ControlPlaneError as exc:
             raise _tool_error(exc) from exc
-        return describe_state(state)
+        return state
 
     def _require_deck(self) -> SessionApi:
         if self._deck is None:
             raise ToolError("This session has no slides.")
         return self._deck
+
+
+def last_exchange(history: llm.ChatContext) -> tuple[str | None, str | None]:
+    """The user's last words, and what the agent said after them (if anything)."""
+    question = answer = None
+    for item in history.items:
+        if isinstance(item, llm.ChatMessage) and item.role == "user":
+            question, answer = item.text_content, None
+        elif isinstance(item, llm.ChatMessage) and item.role == "assistant" and question:
+            answer = " ".join(filter(None, [answer, item.text_content]))
+    return question, answer
 
 
 def _tool_error(exc: ControlPlaneError) -> ToolError:

@@ -21,17 +21,12 @@ from livekit.agents import APIConnectOptions, llm, utils
 from livekit.agents.llm import ChatChunk, ChoiceDelta, FunctionToolCall
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
 
-from .presenter import NO_MATCH, SEARCH_HIT_LINE
+from .presenter import MIN_RELEVANCE, NO_MATCH, SEARCH_HIT_LINE
 
 MODEL_NAME = "podium-offline-responder"
 
-# A search hit scoring below this does not answer the question. Hybrid search scores (dense
-# cosine soft-max + 0.15 x lexical) on the eight-slide product deck (tests/factories.py), measured
-# by tests/e2e/test_voice_loop.py: on-topic questions' best hits 0.42-0.82 ("How much does it
-# cost?" lowest), off-topic ones (weather, world cup, a recipe, a capital) 0.22-0.26. The
-# grounding benchmark (docs/benchmarks/grounding.json, 144 questions over harder decks) finds its
-# most accurate cut at 0.355; a little above it, as a wrong answer costs more than a refusal.
-DEFAULT_MIN_SCORE = 0.36
+# A search hit scoring below this does not answer the question (see presenter.py).
+DEFAULT_MIN_SCORE = MIN_RELEVANCE
 
 DOESNT_COVER = "The deck doesn't cover that."
 DIDNT_CATCH = "Sorry, I didn't catch that."
@@ -82,8 +77,26 @@ _TOPIC_LEAD = re.compile(
 _NOT_A_TOPIC = re.compile(r"^(?:next|previous|last|first|slide|page|start|beginning|end)\b")
 _NEXT = re.compile(
     r"\bnext (?:slide|one|page)\b|^(?:ok(?:ay)? |and |so )?next(?: please)?$"
-    r"|\b(?:move on|go on|carry on|keep going|go forward|continue)\b"
+    r"|\b(?:move on|go forward|skip (?:this|ahead))\b"
 )
+_RESUME = re.compile(
+    r"^(?:yes|yeah|yep|sure|ok|okay|please do|go ahead|please)(?: (?:please|sure|thanks))*$"
+    r"|\b(?:continue|carry on|go on|keep going|resume|proceed)\b"
+)
+_DECLINE = re.compile(r"^(?:no|nope|not yet|not now|no thanks|no thank you)$")
+_PAUSE = re.compile(
+    r"\b(?:pause|stop (?:the presentation|presenting)|hold on|hang on"
+    r"|wait a (?:second|moment|minute)|give me a (?:second|moment|minute))\b"
+    r"|^(?:stop|wait)(?: please)?$"
+)
+_ESCALATE = re.compile(
+    r"\b(?:talk|speak|chat|connect|transfer|put) (?:me )?(?:to|with|through to) "
+    r"(?:a |an |the |some |your )?(?:human|real person|person|someone|somebody|sales"
+    r"|representative|colleague|agent)\b"
+    r"|\b(?:get|want|need) (?:me )?(?:a |an )?(?:human|real person|representative)\b"
+)
+CARRY_ON_LATER = "Okay. Ask me anything, or say carry on when you're ready."
+ASKED_FOR_A_PERSON = "The user asked to speak to a person."
 _PREVIOUS = re.compile(
     r"\bprevious (?:slide|one|page)\b|^(?:ok(?:ay)? )?(?:back|previous)(?: please)?$"
     r"|\b(?:go back|back up|one back)\b"
@@ -128,14 +141,22 @@ def intent_for(utterance: str) -> Reply:
         return ToolRequest("goto_slide", {"slide_number": 1})
     if _LAST.search(text):
         return ToolRequest("last_slide")
+    if _ESCALATE.search(text):
+        return ToolRequest("escalate_to_human", {"reason": ASKED_FOR_A_PERSON})
     if topic := topic_of(utterance):
-        return ToolRequest("search_slides", {"query": topic})
+        return ToolRequest("goto_slide", {"topic": topic})
     if _NEXT.search(text):
         return ToolRequest("next_slide")
     if _PREVIOUS.search(text):
         return ToolRequest("previous_slide")
     if _CURRENT.search(text):
         return ToolRequest("current_slide")
+    if _PAUSE.search(text):
+        return ToolRequest("pause_presentation")
+    if _RESUME.search(text):
+        return ToolRequest("resume_presentation")
+    if _DECLINE.match(text):
+        return CARRY_ON_LATER
     return ToolRequest("search_slides", {"query": utterance.strip()})
 
 
@@ -181,10 +202,6 @@ def reply_for(chat_ctx: llm.ChatContext, *, min_score: float) -> Reply:
         return output.output  # a navigation result ("Now on slide 4 of 8: Pricing.") or refusal
     hits = parse_hits(output.output)
     best = max(hits, key=lambda h: h.score) if hits else None
-    if topic_of(utterance) is not None:  # "go back to pricing": search, then show the best
-        if best is None or best.score < min_score:
-            return "I couldn't find a slide about that."
-        return ToolRequest("goto_slide", {"slide_number": best.index})
     if best is None or best.score < min_score or output.output == NO_MATCH:
         return DOESNT_COVER
     return _answer(best)
@@ -216,7 +233,7 @@ class OfflineResponder(llm.LLM[Any]):
         reply = reply_for(chat_ctx, min_score=self._min_score)
         available = set(llm.ToolContext(tools or []).function_tools)
         if isinstance(reply, ToolRequest) and reply.name not in available:
-            reply = DOESNT_COVER if reply.name == "search_slides" else "I can't change slides here."
+            reply = DOESNT_COVER if reply.name == "search_slides" else "I can't do that here."
         return _ResponderStream(
             self, reply, chat_ctx=chat_ctx, tools=tools or [], conn_options=conn_options
         )

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from control_plane import db
 from control_plane.assets import router as assets_router
 from control_plane.body_limit import BodyLimitMiddleware
+from control_plane.conversation.router import router as conversation_router
 from control_plane.decks.embeddings import build_embedder
 from control_plane.decks.extract import Limits
 from control_plane.decks.ingest import IngestionRunner
@@ -28,6 +29,7 @@ from control_plane.metrics import MetricsMiddleware, MetricsRefresher
 from control_plane.metrics import router as metrics_router
 from control_plane.migrate import apply_migrations
 from control_plane.sessions.router import router as sessions_router
+from control_plane.sessions.webhook import router as livekit_webhook_router
 from control_plane.slides.router import router as slides_router
 from control_plane.slides.router import slide_state_error
 from control_plane.slides.service import SlideService, SlideStateError
@@ -140,4 +142,6 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
     app.include_router(assets_router)
     app.include_router(internal_router)
     app.include_router(slides_router)
+    app.include_router(conversation_router)
+    app.include_router(livekit_webhook_router)
     return app

@@ -90,6 +90,31 @@ class LiveKitGateway:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise UpstreamUnavailable("The media server did not close the room.") from exc
 
+    async def dispatch_agent(self, room: str, dispatch_metadata: str) -> None:
+        """Send the presenter to an existing room again (a new job on any worker with room)."""
+        try:
+            await self._client.agent_dispatch.create_dispatch(
+                api.CreateAgentDispatchRequest(
+                    agent_name=self._agent_name, room=room, metadata=dispatch_metadata
+                )
+            )
+        except (api.TwirpError, aiohttp.ClientError, TimeoutError) as exc:
+            raise UpstreamUnavailable("The media server did not accept the dispatch.") from exc
+
+    async def people_in_room(self, room: str) -> int:
+        """Participants in the room who are not agents; 0 when the room is gone."""
+        try:
+            found = await self._client.room.list_participants(
+                api.ListParticipantsRequest(room=room)
+            )
+        except api.TwirpError as exc:
+            if exc.status == 404 or exc.code == "not_found":
+                return 0
+            raise UpstreamUnavailable("The media server did not list the room.") from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise UpstreamUnavailable("The media server did not list the room.") from exc
+        return sum(1 for p in found.participants if p.kind != api.ParticipantInfo.Kind.AGENT)
+
     async def set_room_metadata(self, room: str, metadata: str) -> bool:
         """Replace the room's metadata; LiveKit sends it to every participant now and to each
         later joiner on join. False when the room does not exist (closed, or never created)."""

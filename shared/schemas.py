@@ -31,6 +31,15 @@ class SessionContext(BaseModel):
     participant_name: str | None
     greeting: str
     created_at: datetime
+    resumed: bool = Field(
+        default=False,
+        description="A worker already presented this session and was lost: pick it up, "
+        "do not greet again.",
+    )
+    conversation: list[ConversationMessage] = Field(
+        default_factory=list,
+        description="The conversation so far (resumed sessions), oldest first.",
+    )
 
 
 # Postgres text cannot hold NUL: refuse it at the edge with a 422, not a database error.
@@ -102,3 +111,60 @@ class SlideContent(BaseModel):
     title: str | None
     text: str
     notes: str | None
+
+
+MessageRole = Literal["user", "assistant"]
+
+
+class ConversationMessage(BaseModel):
+    """One finished message of a session's conversation, as the worker's chat holds it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item_id: str = Field(min_length=1, max_length=100, pattern=r"^[\w.:-]+$")
+    role: MessageRole
+    text: str = Field(max_length=10_000, pattern=NO_NUL)
+    interrupted: bool = False
+
+
+class ConversationBatch(BaseModel):
+    """What a worker sends to ``POST /internal/v1/sessions/{id}/messages``; resending a
+    message (same ``item_id``) stores it once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    messages: list[ConversationMessage] = Field(min_length=1, max_length=100)
+
+
+class EscalationRequest(BaseModel):
+    """The presenter asks for a person (worker route); the control plane adds the transcript."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=500, pattern=NO_NUL)
+    slide_index: int | None = Field(default=None, ge=1)
+    last_question: str | None = Field(default=None, max_length=2_000, pattern=NO_NUL)
+    attempted_answer: str | None = Field(default=None, max_length=2_000, pattern=NO_NUL)
+
+
+class TranscriptLine(BaseModel):
+    role: MessageRole
+    text: str
+    interrupted: bool
+
+
+class Escalation(BaseModel):
+    """A recorded request for a human, with what they need to take over."""
+
+    escalation_id: UUID
+    session_id: UUID
+    reason: str
+    slide_index: int | None = Field(description="The slide showing when it was requested.")
+    last_question: str | None
+    attempted_answer: str | None
+    transcript: list[TranscriptLine] = Field(description="The conversation up to the request.")
+    created_at: datetime
+
+
+# SessionContext names ConversationMessage, defined after it.
+SessionContext.model_rebuild()

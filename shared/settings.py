@@ -79,6 +79,12 @@ class ControlPlaneSettings(_Base):
     token_ttl_seconds: int = Field(default=3600, ge=60, le=86_400)
     room_empty_timeout_seconds: int = Field(default=300, ge=10)
     worker_credential_ttl_seconds: int = Field(default=12 * 3600, ge=60)
+    max_redispatches: int = Field(
+        default=3,
+        ge=0,
+        le=20,
+        description="Times a session whose worker was lost is sent to another worker.",
+    )
     apply_migrations_on_start: bool = True
 
     asset_root: Path = Field(
@@ -153,6 +159,20 @@ class WorkerSettings(_Base):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8081, description="Health endpoint of the agent server.")
     num_idle_processes: int = Field(default=1, ge=0, description="Prewarmed job processes.")
+    turn_detection: Literal["model", "vad"] = Field(
+        default="model",
+        description="'model': the local turn-detector model decides when the user is done; "
+        "'vad': silence alone (answers sooner, cuts more pauses).",
+    )
+    endpointing_min_delay_seconds: float = Field(
+        default=0.3, ge=0.0, le=5.0, description="Wait after speech when the turn looks done."
+    )
+    endpointing_max_delay_seconds: float = Field(
+        default=2.5, ge=0.1, le=10.0, description="Longest wait when it looks unfinished."
+    )
+    interruption_min_seconds: float = Field(
+        default=0.4, ge=0.05, le=5.0, description="Speech that interrupts the agent (barge-in)."
+    )
     vad_min_silence_seconds: float = Field(
         default=0.35,
         ge=0.1,

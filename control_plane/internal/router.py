@@ -7,6 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Response, status
 
+from control_plane.conversation import repository as conversation
 from control_plane.deps import Decks, LiveKit, Pool, Settings, WorkerSessionId
 from control_plane.errors import NotFound, PodiumError
 from control_plane.sessions.service import SessionService
@@ -14,8 +15,11 @@ from control_plane.slides.router import RequiredIdempotencyKey, Slides, mark_rep
 from control_plane.slides.service import NoDeck
 from shared.schemas import (
     NO_NUL,
+    ConversationBatch,
     DeckSearchHit,
     DeckSearchResult,
+    Escalation,
+    EscalationRequest,
     SessionContext,
     SlideChange,
     SlideContent,
@@ -132,3 +136,32 @@ async def slide_content(
     if slide is None:
         raise SlideNotInDeck(f"The deck has slides 1 to {len(slides)}; there is no slide {index}.")
     return SlideContent(index=slide.index, title=slide.title, text=slide.text, notes=slide.notes)
+
+
+@router.post("/{session_id}/messages", status_code=status.HTTP_204_NO_CONTENT)
+async def add_messages(
+    session_id: UUID, scope: WorkerSessionId, pool: Pool, body: ConversationBatch
+) -> None:
+    """Finished messages of the conversation, kept so another worker can pick the session up;
+    a message sent twice (same ``item_id``) is stored once."""
+    _check_scope(scope, session_id)
+    await conversation.add_messages(pool, session_id, body.messages)
+
+
+@router.post("/{session_id}/escalations", status_code=status.HTTP_201_CREATED)
+async def escalate(
+    session_id: UUID,
+    scope: WorkerSessionId,
+    pool: Pool,
+    body: EscalationRequest,
+    response: Response,
+    idempotency_key: RequiredIdempotencyKey,
+) -> Escalation:
+    """The presenter's escalate_to_human: recorded with the transcript so far."""
+    _check_scope(scope, session_id)
+    async with pool.acquire() as conn:
+        escalation, replayed = await conversation.record_escalation(
+            conn, session_id, body, idempotency_key=idempotency_key
+        )
+    mark_replay(response, replayed)
+    return escalation

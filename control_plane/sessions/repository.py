@@ -85,6 +85,22 @@ async def mark_started(conn: asyncpg.Connection | asyncpg.Pool, session_id: UUID
     )
 
 
+async def count_dispatch(
+    conn: asyncpg.Connection | asyncpg.Pool, session_id: UUID, *, limit: int
+) -> int | None:
+    """Count one more dispatch of a live session; None when it has had ``limit`` already."""
+    count: int | None = await conn.fetchval(
+        """
+        UPDATE sessions SET dispatch_count = dispatch_count + 1
+        WHERE id = $1 AND status <> 'ended' AND dispatch_count < $2
+        RETURNING dispatch_count
+        """,
+        session_id,
+        limit,
+    )
+    return count
+
+
 async def insert_audit_event(
     conn: asyncpg.Connection | asyncpg.Pool,
     *,

@@ -9,6 +9,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
+from control_plane.conversation import repository as conversation
 from control_plane.decks.service import DeckService
 from control_plane.errors import NotFound, SessionEnded, UpstreamUnavailable
 from control_plane.livekit_gateway import LiveKitGateway
@@ -181,6 +182,13 @@ class SessionService:
             participant_name=row["participant_name"],
             greeting=greeting_for(row["participant_name"]),
             created_at=row["created_at"],
+            # The agent joined before and this job is another dispatch: a worker was lost.
+            resumed=row["status"] == "active",
+            conversation=(
+                await conversation.recent_messages(self._pool, session_id)
+                if row["status"] == "active"
+                else []
+            ),
         )
 
     async def mark_agent_joined(self, session_id: UUID) -> None:

@@ -61,7 +61,13 @@ def main() -> int:
     LOGS.mkdir(parents=True, exist_ok=True)
     postgres = Postgres(STATE / "postgres", PG_PORT, LOGS / "postgres.log")
     redis = Redis(REDIS_PORT, LOGS / "redis.log")
-    livekit = LiveKit(LIVEKIT_PORT, LIVEKIT_PORT + 1, LIVEKIT_PORT + 2, LOGS / "livekit.log")
+    livekit = LiveKit(
+        LIVEKIT_PORT,
+        LIVEKIT_PORT + 1,
+        LIVEKIT_PORT + 2,
+        LOGS / "livekit.log",
+        webhook_url=f"http://127.0.0.1:{API_PORT}/livekit/webhook",
+    )
     api_url = f"http://127.0.0.1:{API_PORT}"
     env = {
         **os.environ,

@@ -58,7 +58,15 @@ class EphemeralStack:
             base / "pg", free_port(), self.logs / "postgres.log", durable=False
         )
         self.redis = Redis(free_port(), self.logs / "redis.log")
-        self.livekit = LiveKit(free_port(), free_port(), free_port(), self.logs / "livekit.log")
+        # The control plane's port is chosen now: LiveKit posts its webhooks there.
+        self._api_port = free_port()
+        self.livekit = LiveKit(
+            free_port(),
+            free_port(),
+            free_port(),
+            self.logs / "livekit.log",
+            webhook_url=f"http://127.0.0.1:{self._api_port}/livekit/webhook",
+        )
         self._exit = ExitStack()
         self.api_url = ""
         self.api_env: dict[str, str] = {}
@@ -92,7 +100,7 @@ class EphemeralStack:
 
     def start_control_plane(self, timeout_s: float = 60, **env: str) -> ManagedProcess:
         """The control plane; ``env`` adds PODIUM_* overrides. Restarting reuses the port."""
-        port = int(self.api_url.rsplit(":", 1)[1]) if self.api_url else free_port()
+        port = self._api_port
         self.api_url = f"http://127.0.0.1:{port}"
         self.api_env = self.env(
             PODIUM_PORT=str(port),

@@ -8,8 +8,11 @@ from typing import Any
 import pytest
 from livekit.agents import AgentSession, llm
 
+from agent_worker.narration import narration_script, slide_state_in
 from agent_worker.presenter import Presenter, describe_hits
 from agent_worker.responder import (
+    ASKED_FOR_A_PERSON,
+    CARRY_ON_LATER,
     DOESNT_COVER,
     MODEL_NAME,
     OfflineResponder,
@@ -17,7 +20,7 @@ from agent_worker.responder import (
     intent_for,
     reply_for,
 )
-from shared.schemas import DeckSearchHit, DeckSearchResult
+from shared.schemas import DeckSearchHit, DeckSearchResult, SlideContent
 
 
 @pytest.mark.parametrize(
@@ -32,10 +35,23 @@ from shared.schemas import DeckSearchHit, DeckSearchResult
         ("Show me slide four", "goto_slide", {"slide_number": 4}),
         ("Take me to the first slide", "goto_slide", {"slide_number": 1}),
         ("Jump to the last slide", "last_slide", {}),
-        ("Go back to pricing.", "search_slides", {"query": "pricing"}),
-        ("Go back to the part about security", "search_slides", {"query": "security"}),
-        ("Show me the slide about the roadmap", "search_slides", {"query": "roadmap"}),
+        ("Go back to pricing.", "goto_slide", {"topic": "pricing"}),
+        ("Go back to the part about security", "goto_slide", {"topic": "security"}),
+        ("Show me the slide about the roadmap", "goto_slide", {"topic": "roadmap"}),
         ("Which slide is this?", "current_slide", {}),
+        ("Hold on a second.", "pause_presentation", {}),
+        ("Stop.", "pause_presentation", {}),
+        ("Please pause the presentation", "pause_presentation", {}),
+        ("Yes please.", "resume_presentation", {}),
+        ("Sure.", "resume_presentation", {}),
+        ("OK, carry on.", "resume_presentation", {}),
+        ("Let's continue", "resume_presentation", {}),
+        ("Can I talk to a human?", "escalate_to_human", {"reason": ASKED_FOR_A_PERSON}),
+        (
+            "I'd like to speak with someone from sales",
+            "escalate_to_human",
+            {"reason": ASKED_FOR_A_PERSON},
+        ),
         ("What's next on the roadmap?", "search_slides", {"query": "What's next on the roadmap?"}),
         ("How much does it cost?", "search_slides", {"query": "How much does it cost?"}),
     ],
@@ -82,11 +98,47 @@ def test_a_weak_best_hit_gets_an_honest_refusal_not_a_guess() -> None:
     assert reply_for(_after_search("Who won?"), min_score=0.38) == DOESNT_COVER
 
 
-def test_navigating_by_topic_searches_then_goes_to_the_best_slide() -> None:
-    ctx = _after_search("Go back to pricing", (4, "Pricing", 0.7, "Starter Team Enterprise"))
-    assert reply_for(ctx, min_score=0.38) == ToolRequest("goto_slide", {"slide_number": 4})
-    weak = _after_search("Go back to the weather", (2, "The problem", 0.2, "Teams wait"))
-    assert reply_for(weak, min_score=0.38) == "I couldn't find a slide about that."
+def test_yes_with_a_question_is_a_question_and_no_is_heard() -> None:
+    assert intent_for("Yes, is there an annual contract?") == ToolRequest(
+        "search_slides", {"query": "Yes, is there an annual contract?"}
+    )
+    assert intent_for("No thanks") == CARRY_ON_LATER
+
+
+@pytest.mark.parametrize(
+    ("notes", "text", "script"),
+    [
+        (
+            "Plans start at 49 dollars. Enterprise is custom!  Ask   us",
+            "Starter\nTeam",
+            ["Slide 4: Pricing.", "Plans start at 49 dollars.", "Enterprise is custom!", "Ask us."],
+        ),
+        (
+            None,
+            "Starter\nTeam.\n\nEnterprise",
+            ["Slide 4: Pricing.", "Starter.", "Team.", "Enterprise."],
+        ),
+        (None, "", ["Slide 4: Pricing."]),
+    ],
+)
+def test_a_slide_is_narrated_from_its_notes_or_else_its_text(
+    notes: str | None, text: str, script: list[str]
+) -> None:
+    content = SlideContent(index=4, title="Pricing", text=text, notes=notes)
+    assert narration_script(content) == script
+
+
+def test_the_narrator_reads_slide_state_from_room_metadata() -> None:
+    metadata = (
+        '{"podium":{"slide":{"session_id":"6c1f0e7e-5bde-4a4f-9d5c-9a0b1d1e2f30",'
+        '"deck_id":"6c1f0e7e-5bde-4a4f-9d5c-9a0b1d1e2f31","index":3,"count":8,"version":5,'
+        '"title":"How it works","image_url":null,"paused":true,"changed_by":"api",'
+        '"changed_at":"2026-11-22T18:00:00Z"}}}'
+    )
+    state = slide_state_in(metadata)
+    assert state is not None and (state.index, state.version, state.paused) == (3, 5, True)
+    for other in ("", "{}", '{"podium":{}}', '{"podium":{"slide":{"index":"x"}}}', "[1]"):
+        assert slide_state_in(other) is None
 
 
 async def test_next_slide_calls_the_tool_and_reads_back_what_it_answered() -> None:

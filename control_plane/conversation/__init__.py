@@ -1,0 +1,1 @@
+"""A session's conversation (what the presenter said and heard) and its escalations."""

@@ -1,0 +1,53 @@
+"""POST /livekit/webhook: events from the LiveKit server, verified with our API key pair."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request, status
+from livekit import api
+
+from control_plane.deps import LiveKit, Pool, RedisClient, Settings
+from control_plane.errors import PodiumError, Unauthorized
+from control_plane.sessions.resume import Resumer
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(tags=["livekit"], include_in_schema=False)
+
+
+class BadWebhook(PodiumError):
+    status_code = 400
+    code = "bad_webhook"
+
+
+@router.post("/livekit/webhook", status_code=status.HTTP_204_NO_CONTENT)
+async def livekit_webhook(
+    request: Request,
+    pool: Pool,
+    redis: RedisClient,
+    livekit: LiveKit,
+    settings: Settings,
+    authorization: Annotated[str | None, Header()] = None,
+) -> None:
+    """LiveKit signs each webhook with a JWT (our key pair) holding the body's SHA-256."""
+    if not authorization:
+        raise Unauthorized("Missing the webhook's Authorization token.")
+    try:
+        body = (await request.body()).decode()
+    except UnicodeDecodeError as exc:
+        raise BadWebhook("The webhook body is not UTF-8 JSON.") from exc
+    receiver = api.WebhookReceiver(
+        api.TokenVerifier(settings.livekit_api_key, settings.livekit_api_secret.get_secret_value())
+    )
+    try:
+        event = receiver.receive(body, authorization.removeprefix("Bearer "))
+    except Exception as exc:  # the SDK raises bare Exception for a bad hash or token
+        raise Unauthorized("The webhook signature does not verify.") from exc
+    if event.event == "participant_left" and (
+        event.participant.kind == api.ParticipantInfo.Kind.AGENT
+    ):
+        await Resumer(pool, redis, livekit, settings).agent_left(
+            event.room.name, event.participant.sid
+        )
