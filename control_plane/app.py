@@ -35,6 +35,7 @@ from control_plane.slides.router import slide_state_error
 from control_plane.slides.service import SlideService, SlideStateError
 from control_plane.storage import LocalStorage, UrlSigner
 from control_plane.tenants.service import KeyCache
+from control_plane.web.router import router as web_router
 from shared.settings import ControlPlaneSettings
 
 logger = logging.getLogger(__name__)
@@ -142,6 +143,7 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
     app.include_router(assets_router)
     app.include_router(internal_router)
     app.include_router(slides_router)
+    app.include_router(web_router)
     app.include_router(conversation_router)
     app.include_router(livekit_webhook_router)
     return app

@@ -17,6 +17,8 @@ DEV_LIVEKIT_KEY = "devkey"
 DEV_LIVEKIT_SECRET = "podium-dev-livekit-secret-not-for-production"
 DEV_INTERNAL_SECRET = "podium-dev-internal-secret-change-me"
 DEFAULT_AGENT_NAME = "podium-presenter"
+# The web client's bundle as `scripts/bootstrap` builds it in a source checkout.
+DEFAULT_WEB_DIST = Path(__file__).resolve().parents[1] / "web" / "dist"
 DEV_OPS_TOKEN = "podium-dev-ops-token-change-me"
 
 Environment = Literal["dev", "test", "prod"]
@@ -111,6 +113,14 @@ class ControlPlaneSettings(_Base):
     openai_api_key: SecretStr | None = None
     openai_base_url: str = "https://api.openai.com/v1"
     openai_embedding_model: str = "text-embedding-3-small"
+    web_dist: Path = Field(
+        default=DEFAULT_WEB_DIST,
+        description="The built web client (join and demo pages); scripts/bootstrap builds it.",
+    )
+    demo_page: bool = Field(
+        default=False,
+        description="Serve the integrator demo page at /demo (development only; scripts/dev).",
+    )
 
     # The fleet: GET /v1/fleet (ops token) and the desired worker count the autoscaler reads.
     # Defaults chosen with scripts/fleet-sim (docs/fleet.md).
@@ -140,6 +150,15 @@ class ControlPlaneSettings(_Base):
     def _openai_needs_a_key(self) -> ControlPlaneSettings:
         if self.embedding_provider == "openai" and self.openai_api_key is None:
             raise ValueError("PODIUM_EMBEDDING_PROVIDER=openai needs PODIUM_OPENAI_API_KEY")
+        return self
+
+    @model_validator(mode="after")
+    def _no_demo_page_in_prod(self) -> ControlPlaneSettings:
+        # The demo page asks for a tenant API key in the browser: fine on a laptop, not in prod.
+        if self.environment == "prod" and self.demo_page:
+            raise ValueError(
+                "PODIUM_DEMO_PAGE is for development; unset it when PODIUM_ENVIRONMENT=prod"
+            )
         return self
 
     @model_validator(mode="after")

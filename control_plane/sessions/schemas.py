@@ -65,6 +65,10 @@ class ParticipantToken(BaseModel):
     role: Role
     token: str
     expires_at: datetime
+    join_url: str = Field(
+        description="The web client's join page for this participant. The token rides in the "
+        "URL fragment, which browsers never send to a server or in a Referer."
+    )
 
 
 class SessionCreated(ParticipantToken):

@@ -50,6 +50,11 @@ def to_public(row: asyncpg.Record) -> SessionPublic:
     )
 
 
+def join_url(public_url: str, session_id: UUID, token: str) -> str:
+    """The join page with the token in the fragment: kept out of server logs and Referers."""
+    return f"{public_url.rstrip('/')}/join/{session_id}#token={token}"
+
+
 def greeting_for(participant_name: str | None) -> str:
     who = f", {participant_name}" if participant_name else ""
     return (
@@ -219,4 +224,5 @@ class SessionService:
             role=spec.role,
             token=token,
             expires_at=expires_at,
+            join_url=join_url(self._settings.public_url, session_id, token),
         )

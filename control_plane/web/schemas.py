@@ -1,0 +1,19 @@
+"""What the join page reads about its own session, with the participant's token."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from shared.schemas import SessionStatus
+
+
+class ParticipantSession(BaseModel):
+    session_id: UUID
+    status: SessionStatus
+    identity: str
+    role: str = Field(description="'participant' may speak and change slides; 'viewer' may not.")
+    livekit_url: str
+    has_deck: bool
+    end_reason: str | None
