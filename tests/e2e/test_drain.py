@@ -1,0 +1,300 @@
+"""Graceful drain, end to end: SIGTERM a worker that holds a live session. It stops taking jobs
+(readiness 503, the fleet view says draining), its session goes on — the presenter still
+answers and moves the slide — new sessions go to another worker, and the process exits 0 once
+its session ends.
+
+The module runs its own stack (Postgres, Redis, livekit-server, control plane) so that no
+other test's worker can take the sessions this test places on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from livekit import rtc
+
+from shared.devstack.probe import frame_rms, listen_for_agent_voice
+from shared.devstack.services import ManagedProcess, free_port
+from shared.devstack.stack import EphemeralStack, TenantKey
+from shared.settings import DEV_OPS_TOKEN
+from tests.conftest import TEST_LOGS
+from tests.e2e.speech import espeak, speak, within
+from tests.factories import make_product_deck
+
+OPS = {"Authorization": f"Bearer {DEV_OPS_TOKEN}"}
+
+
+@dataclass
+class Worker:
+    name: str
+    process: ManagedProcess
+    ops_url: str
+
+    def sigterm(self) -> None:
+        """SIGTERM to the worker's main process only, as the kubelet sends it to PID 1."""
+        assert self.process.proc is not None
+        os.kill(self.process.proc.pid, signal.SIGTERM)
+
+    def exit_code(self, timeout_s: float) -> int | None:
+        assert self.process.proc is not None
+        try:
+            return self.process.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+
+
+@pytest.fixture(scope="module")
+def fleet_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EphemeralStack]:
+    base = tmp_path_factory.mktemp("drain")
+    logs = Path(TEST_LOGS) / "drain" if TEST_LOGS else None
+    with EphemeralStack(base, logs=logs) as stack:
+        stack.start_control_plane(PODIUM_METRICS_REFRESH_SECONDS="1")
+        yield stack
+
+
+def start_worker(stack: EphemeralStack, name: str) -> Worker:
+    ops_port = free_port()
+    proc = stack.start_worker(
+        name,
+        PODIUM_WORKER_NAME=name,
+        PODIUM_OPS_PORT=str(ops_port),
+        PODIUM_HEARTBEAT_INTERVAL_SECONDS="1",
+        PODIUM_MAX_SESSIONS="2",
+    )
+    return Worker(name, proc, f"http://127.0.0.1:{ops_port}")
+
+
+@pytest.fixture(scope="module")
+async def owner(fleet_stack: EphemeralStack) -> tuple[TenantKey, str]:
+    """A tenant and a ready deck, so the drained session runs the full voice loop."""
+    tenant = fleet_stack.create_tenant("drain")
+    async with httpx.AsyncClient(base_url=fleet_stack.api_url, timeout=10) as api:
+        resp = await api.post(
+            "/v1/decks", headers=tenant.headers, files={"file": ("acme.pptx", make_product_deck())}
+        )
+        assert resp.status_code == 202, resp.text
+        deck_id = str(resp.json()["deck_id"])
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            deck = (await api.get(f"/v1/decks/{deck_id}", headers=tenant.headers)).json()
+            if deck["status"] in ("ready", "failed"):
+                assert deck["status"] == "ready", deck
+                return tenant, deck_id
+            await asyncio.sleep(0.2)
+    raise AssertionError("the deck was not ingested in 60 s")
+
+
+@pytest.fixture
+async def api(fleet_stack: EphemeralStack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=fleet_stack.api_url, timeout=10) as client:
+        yield client
+
+
+async def fleet(api: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
+    resp = await api.get("/v1/fleet", headers=OPS)
+    assert resp.status_code == 200, resp.text
+    return {w["worker"]: w for w in resp.json()["workers"]}
+
+
+async def eventually(check: Any, seconds: float, failure: str) -> Any:
+    """Poll an async ``check`` until it returns something truthy."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if result := await check():
+            return result
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{failure} within {seconds} s")
+
+
+class Participant:
+    """Ada in a session's room: hears the agent, sees the slide, speaks through a mic track."""
+
+    def __init__(self) -> None:
+        self.room = rtc.Room()
+        loop = asyncio.get_running_loop()
+        self.greeted: asyncio.Future[None] = loop.create_future()
+        self.voice_at: list[float] = []
+        self._spoke = False
+        self._readers: list[asyncio.Task[None]] = []
+        self.room.on("participant_attributes_changed", self._on_attributes)
+        self.room.on("track_subscribed", self._on_track)
+
+    def slide_index(self) -> int | None:
+        meta = json.loads(self.room.metadata or "{}")
+        index = meta.get("podium", {}).get("slide", {}).get("index")
+        return int(index) if index is not None else None
+
+    def agent_identities(self) -> list[str]:
+        return [
+            p.identity
+            for p in self.room.remote_participants.values()
+            if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+        ]
+
+    def _on_attributes(self, changed: dict[str, str], _: rtc.Participant) -> None:
+        state = changed.get("lk.agent.state")
+        self._spoke = self._spoke or state == "speaking"
+        if self._spoke and state == "listening" and not self.greeted.done():
+            self.greeted.set_result(None)
+
+    def _on_track(self, track: rtc.Track, *_: object) -> None:
+        if track.kind == rtc.TrackKind.KIND_AUDIO:
+            self._readers.append(asyncio.create_task(self._read(track)))
+
+    async def _read(self, track: rtc.Track) -> None:
+        stream = rtc.AudioStream(track)
+        try:
+            async for event in stream:
+                if frame_rms(event.frame) >= 300:
+                    self.voice_at.append(time.perf_counter())
+        finally:
+            await stream.aclose()
+
+    async def join(self, session: dict[str, Any], rate: int) -> rtc.AudioSource:
+        await self.room.connect(session["livekit_url"], session["token"])
+        source = rtc.AudioSource(rate, 1)
+        track = rtc.LocalAudioTrack.create_audio_track("mic", source)
+        await self.room.local_participant.publish_track(
+            track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+        )
+        return source
+
+    async def leave(self) -> None:
+        for reader in self._readers:
+            reader.cancel()
+        await asyncio.gather(*self._readers, return_exceptions=True)
+        await self.room.disconnect()
+
+
+async def test_sigterm_drains_a_worker_without_cutting_its_session(
+    fleet_stack: EphemeralStack, owner: tuple[TenantKey, str], api: httpx.AsyncClient
+) -> None:
+    tenant, deck_id = owner
+    a = start_worker(fleet_stack, "drain-a")
+
+    # Session 1 on worker A (the only worker), with Ada in the room and the greeting done.
+    resp = await api.post(
+        "/v1/sessions",
+        headers=tenant.headers,
+        json={"deck_id": deck_id, "participant": {"identity": "ada", "name": "Ada"}},
+    )
+    assert resp.status_code == 201, resp.text
+    first = resp.json()
+    samples, rate = espeak("Next slide, please.")
+    ada = Participant()
+    source = await ada.join(first, rate)
+    second: dict[str, Any] | None = None
+    try:
+        await within(ada.greeted, 60, "the agent never finished greeting")
+
+        async def a_holds_the_room() -> bool:
+            me = (await fleet(api)).get("drain-a")
+            return me is not None and first["room"] in me["rooms"]
+
+        await eventually(a_holds_the_room, 10, "worker A did not report session 1's room")
+        agents_before = ada.agent_identities()
+        assert len(agents_before) == 1
+
+        b = start_worker(fleet_stack, "drain-b")
+        await eventually(lambda: _ready(api, "drain-b"), 10, "worker B did not heartbeat as ready")
+        async with httpx.AsyncClient(timeout=2) as probe:
+            assert (await probe.get(f"{a.ops_url}/readyz")).status_code == 200
+
+            # --- SIGTERM worker A while it holds session 1 ---
+            signalled_at = time.perf_counter()
+            a.sigterm()
+
+            async def a_not_ready() -> bool:
+                return (await probe.get(f"{a.ops_url}/readyz")).status_code == 503
+
+            await eventually(a_not_ready, 3, "A's readiness did not fail")
+            draining = await eventually(
+                lambda: _draining(api, "drain-a"), 5, "the fleet view did not show A draining"
+            )
+            assert first["room"] in draining["rooms"]
+            ready_to_draining_s = time.perf_counter() - signalled_at
+
+        # New sessions go to worker B meanwhile.
+        t0 = time.perf_counter()
+        resp = await api.post(
+            "/v1/sessions", headers=tenant.headers, json={"participant": {"name": "Bo"}}
+        )
+        assert resp.status_code == 201, resp.text
+        second = resp.json()
+        heard = await listen_for_agent_voice(
+            second["livekit_url"], second["token"], timeout_s=30, started_at=t0
+        )
+        view = await fleet(api)
+        assert second["room"] in view["drain-b"]["rooms"]
+        assert second["room"] not in view["drain-a"]["rooms"]
+
+        # Session 1 goes on with A's presenter: it hears Ada, moves the slide and answers.
+        assert a.process.alive()
+        assert ada.agent_identities() == agents_before
+        assert ada.slide_index() == 1
+        said_at = time.perf_counter()
+        await speak(source, samples)
+
+        async def moved() -> bool:
+            return ada.slide_index() == 2
+
+        await eventually(moved, 30, "the draining worker's presenter did not move the slide")
+        await eventually(
+            _async(lambda: any(t > said_at for t in ada.voice_at)),
+            30,
+            "the draining worker's presenter did not answer",
+        )
+        assert a.process.alive()
+        assert ada.agent_identities() == agents_before  # the same agent, never replaced
+    finally:
+        await ada.leave()
+
+    # The session ends naturally: then, and only then, A exits — with 0.
+    ended_at = time.perf_counter()
+    ended = await api.post(f"/v1/sessions/{first['session_id']}/end", headers=tenant.headers)
+    assert ended.status_code == 200, ended.text
+    code = await asyncio.to_thread(a.exit_code, 60)
+    assert code == 0, f"worker A exited with {code}; see {a.process.log_path}"
+    exit_s = time.perf_counter() - ended_at
+    log = a.process.log_path.read_text()
+    assert "drained, no jobs running" in log
+    assert "drain timed out" not in log
+    assert "drain-a" not in await fleet(api)  # it said goodbye instead of ageing out
+
+    # B kept serving throughout.
+    assert b.process.alive()
+    assert second is not None
+    await api.post(f"/v1/sessions/{second['session_id']}/end", headers=tenant.headers)
+    print(
+        f"\ndrain: readiness 503 and fleet 'draining' {ready_to_draining_s:.2f} s after "
+        f"SIGTERM; session 2 on B heard after {heard.first_voice_s:.2f} s; "
+        f"A exited {exit_s:.2f} s after session 1 ended"
+    )
+
+
+async def _ready(api: httpx.AsyncClient, name: str) -> bool:
+    me = (await fleet(api)).get(name)
+    return me is not None and not me["draining"] and me["livekit_worker_id"] != ""
+
+
+async def _draining(api: httpx.AsyncClient, name: str) -> dict[str, Any] | None:
+    me = (await fleet(api)).get(name)
+    return me if me is not None and me["draining"] else None
+
+
+def _async(check: Any) -> Any:
+    async def wrapped() -> Any:
+        return check()
+
+    return wrapped
