@@ -1,0 +1,263 @@
+"""deploy/k8s: every overlay renders with kustomize, passes ``kubernetes-validate --strict``, and
+keeps the invariants a safe rollout depends on (drain fits the grace period, probes, pinned
+images, resources, non-root, hashed config, the KEDA trigger on the fleet's desired count)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from shared.devstack.services import TOOLS_DIR
+from shared.settings import ControlPlaneSettings, WorkerSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+KUSTOMIZE_VERSION = "v5.8.1"  # scripts/bootstrap installs this one
+KUSTOMIZE = TOOLS_DIR / f"kustomize-{KUSTOMIZE_VERSION}"
+OVERLAYS = ["dev", "prod"]
+KUBERNETES_VERSIONS = ["1.30.0", "1.37.0"]
+
+Doc = dict[str, Any]
+
+
+def render(k8s: Path, overlay: str) -> str:
+    if not KUSTOMIZE.exists():
+        pytest.fail(f"{KUSTOMIZE} is missing: run scripts/bootstrap")
+    out = subprocess.run(
+        [str(KUSTOMIZE), "build", str(k8s / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+@pytest.fixture(scope="module")
+def k8s_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of deploy/k8s with prod's secrets.env made from its example, as an operator would."""
+    tree = tmp_path_factory.mktemp("k8s") / "k8s"
+    shutil.copytree(K8S, tree, ignore=shutil.ignore_patterns("secrets.env"))
+    prod = tree / "overlays" / "prod"
+    shutil.copy(prod / "secrets.env.example", prod / "secrets.env")
+    return tree
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def rendered(request: pytest.FixtureRequest, k8s_tree: Path) -> Iterator[tuple[str, str]]:
+    overlay: str = request.param
+    yield overlay, render(k8s_tree, overlay)
+
+
+def docs(text: str) -> list[Doc]:
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def one(objects: list[Doc], kind: str, name_prefix: str) -> Doc:
+    found = [
+        o for o in objects if o["kind"] == kind and o["metadata"]["name"].startswith(name_prefix)
+    ]
+    assert len(found) == 1, f"expected one {kind} {name_prefix}*, found {len(found)}"
+    return found[0]
+
+
+def containers(deployment: Doc) -> list[Doc]:
+    return list(deployment["spec"]["template"]["spec"]["containers"])
+
+
+def config_value(objects: list[Doc], key: str) -> str:
+    return str(one(objects, "ConfigMap", "podium-config")["data"][key])
+
+
+def validate(path: Path, version: str) -> subprocess.CompletedProcess[str]:
+    cli = Path(sys.executable).parent / "kubernetes-validate"
+    return subprocess.run(
+        [str(cli), "--strict", "--quiet", "-k", version, str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_every_overlay_passes_strict_schema_validation(
+    rendered: tuple[str, str], version: str, tmp_path: Path
+) -> None:
+    overlay, text = rendered
+    path = tmp_path / f"{overlay}.yaml"
+    path.write_text(text)
+    result = validate(path, version)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # KEDA's kinds have no schema in the validator: they are checked field by field below
+    skipped = {line for line in result.stdout.splitlines() if "Couldn't find schema" in line}
+    assert all("keda.sh" in line for line in skipped), skipped
+
+
+def test_the_validator_rejects_what_a_cluster_would(k8s_tree: Path, tmp_path: Path) -> None:
+    """Guards the test above: strict validation does fail on an unknown field."""
+    objects = docs(render(k8s_tree, "dev"))
+    worker = one(objects, "Deployment", "podium-worker")
+    worker["spec"]["template"]["spec"]["terminationGracePeriod"] = 60  # misspelt
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(worker))
+    assert validate(path, "1.37.0").returncode != 0
+
+
+def test_worker_grace_period_covers_the_drain(rendered: tuple[str, str]) -> None:
+    overlay, text = rendered
+    objects = docs(text)
+    worker = one(objects, "Deployment", "podium-worker")
+    drain = int(config_value(objects, "PODIUM_DRAIN_TIMEOUT_SECONDS"))
+    grace = worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    # the drain, plus time to close the job processes and Piper after the last session
+    assert grace >= drain + 30, (overlay, grace, drain)
+    # a rollout brings new workers up before any old one is asked to drain
+    rolling = worker["spec"]["strategy"]["rollingUpdate"]
+    assert rolling["maxUnavailable"] == 0
+
+
+def test_probes_are_on_the_routes_that_mean_alive_and_ready(rendered: tuple[str, str]) -> None:
+    _, text = rendered
+    objects = docs(text)
+    (cp,) = containers(one(objects, "Deployment", "podium-control-plane"))
+    assert cp["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert cp["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert cp["startupProbe"]["httpGet"]["path"] == "/healthz"
+    (worker,) = containers(one(objects, "Deployment", "podium-worker"))
+    ports = {p["name"]: p["containerPort"] for p in worker["ports"]}
+    # liveness on the framework's health route (200 through a drain); readiness on ours
+    # (503 while draining), on the ports the worker is configured to serve them
+    assert worker["livenessProbe"]["httpGet"] == {"path": "/", "port": "health"}
+    assert worker["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "ops"}
+    assert ports["health"] == int(config_value(objects, "PODIUM_HTTP_PORT"))
+    assert ports["ops"] == int(config_value(objects, "PODIUM_OPS_PORT"))
+    assert config_value(objects, "PODIUM_HTTP_HOST") == "0.0.0.0"
+
+
+def test_images_are_pinned_and_resources_set(rendered: tuple[str, str]) -> None:
+    _, text = rendered
+    for deployment in (o for o in docs(text) if o["kind"] == "Deployment"):
+        for container in containers(deployment):
+            image = container["image"]
+            name, _, tag = image.rpartition(":")
+            assert name and "/" not in tag, image
+            assert tag not in ("", "latest"), image
+            resources = container["resources"]
+            assert {"cpu", "memory"} <= resources["requests"].keys(), container["name"]
+            assert "memory" in resources["limits"], container["name"]
+
+
+def test_pods_run_as_non_root_with_nothing_extra(rendered: tuple[str, str]) -> None:
+    _, text = rendered
+    for deployment in (o for o in docs(text) if o["kind"] == "Deployment"):
+        spec = deployment["spec"]["template"]["spec"]
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert spec["securityContext"]["runAsUser"] != 0
+        assert spec["automountServiceAccountToken"] is False
+        for container in spec["containers"]:
+            ctx = container["securityContext"]
+            assert ctx["allowPrivilegeEscalation"] is False
+            assert ctx["readOnlyRootFilesystem"] is True
+            assert ctx["capabilities"]["drop"] == ["ALL"]
+
+
+def test_config_and_secrets_are_generated_so_changes_roll_pods(
+    rendered: tuple[str, str],
+) -> None:
+    _, text = rendered
+    objects = docs(text)
+    config = one(objects, "ConfigMap", "podium-config")["metadata"]["name"]
+    secret = one(objects, "Secret", "podium-secrets")["metadata"]["name"]
+    # kustomize appended a content hash to both names
+    assert config != "podium-config" and secret != "podium-secrets"
+    for deployment in (o for o in objects if o["kind"] == "Deployment"):
+        for container in containers(deployment):
+            sources = container["envFrom"]
+            assert {"configMapRef": {"name": config}} in sources
+            assert {"secretRef": {"name": secret}} in sources
+    keda_auth = one(objects, "TriggerAuthentication", "podium-fleet-auth")
+    assert keda_auth["spec"]["secretTargetRef"] == [
+        {"parameter": "token", "name": secret, "key": "PODIUM_OPS_TOKEN"}
+    ]
+
+
+def test_settings_in_the_config_are_ones_the_services_accept(
+    rendered: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every PODIUM_ key is a real setting and its value validates (a typo would be ignored)."""
+    overlay, text = rendered
+    objects = docs(text)
+    data = dict(one(objects, "ConfigMap", "podium-config")["data"])
+    known = set(ControlPlaneSettings.model_fields) | set(WorkerSettings.model_fields)
+    unknown = [k for k in data if k.startswith("PODIUM_") and k[7:].lower() not in known]
+    assert not unknown, unknown
+    for key, value in data.items():
+        monkeypatch.setenv(key, value)
+    # the placeholders of the example secrets, long enough for prod's checks
+    for key in ("PODIUM_LIVEKIT_API_SECRET", "PODIUM_INTERNAL_SECRET", "PODIUM_OPS_TOKEN"):
+        monkeypatch.setenv(key, f"{overlay}-{key}-0123456789abcdef0123456789abcdef")
+    ControlPlaneSettings()
+    worker = WorkerSettings()
+    assert worker.ops_port is not None
+
+
+def test_keda_scales_workers_on_the_fleets_desired_count(rendered: tuple[str, str]) -> None:
+    overlay, text = rendered
+    objects = docs(text)
+    namespace = "podium-dev" if overlay == "dev" else "podium"
+    scaled = one(objects, "ScaledObject", "podium-worker")
+    assert scaled["apiVersion"] == "keda.sh/v1alpha1"
+    assert scaled["metadata"]["namespace"] == namespace
+    assert scaled["spec"]["scaleTargetRef"]["name"] == "podium-worker"
+    assert one(objects, "Deployment", "podium-worker")["metadata"]["name"] == "podium-worker"
+    (trigger,) = scaled["spec"]["triggers"]
+    assert trigger["type"] == "metrics-api"
+    assert trigger["metricType"] == "AverageValue"
+    meta = trigger["metadata"]
+    # KEDA's operator resolves the URL from its own namespace
+    assert meta["url"] == (
+        f"http://podium-control-plane.{namespace}.svc.cluster.local:8000/v1/fleet"
+    )
+    assert meta["valueLocation"] == "desired_workers"
+    assert meta["targetValue"] == "1"  # one replica per desired worker
+    assert meta["authMode"] == "bearer"
+    assert trigger["authenticationRef"]["name"] == "podium-fleet-auth"
+    # the scaler's bounds match the control plane's policy bounds
+    assert scaled["spec"]["minReplicaCount"] == int(
+        config_value(objects, "PODIUM_FLEET_MIN_WORKERS")
+    )
+    assert scaled["spec"]["maxReplicaCount"] == int(
+        config_value(objects, "PODIUM_FLEET_MAX_WORKERS")
+    )
+    # no replicas on the worker Deployment: an apply would fight the autoscaler
+    assert "replicas" not in one(objects, "Deployment", "podium-worker")["spec"]
+
+
+def test_disruption_budgets_and_network_policies_cover_both_services(
+    rendered: tuple[str, str],
+) -> None:
+    _, text = rendered
+    objects = docs(text)
+    for name in ("podium-control-plane", "podium-worker"):
+        pdb = one(objects, "PodDisruptionBudget", name)
+        assert pdb["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": name}
+        policy = one(objects, "NetworkPolicy", name)
+        assert policy["spec"]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": name}
+    deny = one(objects, "NetworkPolicy", "podium-default-deny")
+    assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+
+
+def test_prod_secrets_never_come_from_the_repository() -> None:
+    prod = K8S / "overlays" / "prod"
+    assert not (prod / "secrets.env").exists() or "secrets.env" in (prod / ".gitignore").read_text()
+    tracked = subprocess.run(
+        ["git", "ls-files", str(prod)], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert not [p for p in tracked if p.endswith("/secrets.env")]
