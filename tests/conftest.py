@@ -33,7 +33,10 @@ def control_plane(stack: EphemeralStack) -> EphemeralStack:
     """The stack with its control plane running (``stack.api_url``)."""
     # Small limits so tests can exceed them cheaply; a short lease so a killed ingester's deck
     # is retried within seconds.
-    stack.start_control_plane(PODIUM_MAX_UPLOAD_MB="2", PODIUM_INGEST_LEASE_SECONDS="3")
+    # The demo page on, as scripts/dev has it: the browser tests start from it.
+    stack.start_control_plane(
+        PODIUM_MAX_UPLOAD_MB="2", PODIUM_INGEST_LEASE_SECONDS="3", PODIUM_DEMO_PAGE="true"
+    )
     return stack
 
 
@@ -56,6 +59,6 @@ async def api(control_plane: EphemeralStack) -> AsyncIterator[httpx.AsyncClient]
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The folder a test lives in says what it needs."""
     for item in items:
-        for marker in ("unit", "integration", "e2e"):
+        for marker in ("unit", "integration", "e2e", "browser"):
             if f"{os.sep}{marker}{os.sep}" in str(item.path):
                 item.add_marker(marker)

@@ -79,6 +79,7 @@ def main() -> int:
         "PODIUM_PORT": str(API_PORT),
         "PODIUM_CONTROL_PLANE_URL": api_url,
         "PODIUM_HTTP_PORT": str(WORKER_HEALTH_PORT),
+        "PODIUM_DEMO_PAGE": "true",
     }
     api = ManagedProcess(
         "control-plane",
@@ -130,7 +131,8 @@ def main() -> int:
         return 1
     print(
         f"Podium is ready at {api_url} (logs in {LOGS}). Dev tenant API key: {tenant['api_key']}\n"
-        f"  Next: curl -s -X POST {api_url}/v1/sessions -H 'Authorization: Bearer "
+        f"  Try it in a browser: {api_url}/demo#key={tenant['api_key']}\n"
+        f"  Or: curl -s -X POST {api_url}/v1/sessions -H 'Authorization: Bearer "
         f"{tenant['api_key']}' -H 'Content-Type: application/json' -d '{{}}'   — Ctrl-C stops.",
         flush=True,
     )
