@@ -301,3 +301,33 @@ async def test_a_blocked_microphone_is_explained_and_the_page_still_works(
     finally:
         await api.post(f"/v1/sessions/{created['session_id']}/end", headers=tenant.headers)
         await context.close()
+
+
+async def test_the_page_reconnects_by_itself_after_the_network_drops(
+    chromium: Browser,
+    control_plane: EphemeralStack,
+    worker: ManagedProcess,
+    tenant: TenantKey,
+    api: httpx.AsyncClient,
+    shoot: Shoot,
+) -> None:
+    created = (await api.post("/v1/sessions", headers=tenant.headers, json={})).json()
+    context = await chromium.new_context(viewport=DESKTOP)
+    page = await context.new_page()
+    connection = page.locator("#connection")
+    try:
+        await page.goto(created["join_url"])
+        await page.uncheck("#lobby-mic")
+        await page.click("#join")
+        await expect(connection).to_have_text("Connected", timeout=20_000)
+        await context.set_offline(True)
+        await expect(connection).not_to_have_text("Connected", timeout=40_000)
+        await shoot(page, "13-network-lost")
+        await context.set_offline(False)
+        await expect(connection).to_have_text("Connected", timeout=60_000)
+        # Still in the same room with the presenter, no reload.
+        await expect(page.locator("#presenter")).not_to_have_attribute("data-agent-state", "absent")
+        await expect(page.locator("#room")).to_be_visible()
+    finally:
+        await api.post(f"/v1/sessions/{created['session_id']}/end", headers=tenant.headers)
+        await context.close()

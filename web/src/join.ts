@@ -231,6 +231,8 @@ class JoinPage {
     void this.audioContext.resume();
     this.micWanted = this.canPublish && el.lobbyMic.checked;
     this.slides.setNavigation(this.canPublish);
+    // A session without a deck is a conversation: no slide area at all.
+    el.room.classList.toggle("no-deck", !this.session?.has_deck);
     show(el.mic, this.canPublish);
     this.renderMic();
     screen("room");
