@@ -56,8 +56,8 @@ async def _fleet(api: httpx.AsyncClient) -> dict[str, Any]:
 
 
 def _desired(active: int) -> int:
-    """The default policy by hand: 4 slots a worker, headroom max(4, 25 %), 1..50 workers."""
-    headroom = max(4, math.ceil(active * 0.25))
+    """The default policy by hand: 4 slots a worker, headroom max(4, 50 %), 1..50 workers."""
+    headroom = max(4, math.ceil(active * 0.5))
     return max(1, min(50, math.ceil((active + headroom) / 4)))
 
 
@@ -146,7 +146,7 @@ async def test_desired_workers_follow_open_sessions_with_headroom(
     assert policy == {
         "sessions_per_worker": 4,
         "headroom_sessions": 4,
-        "headroom_ratio": 0.25,
+        "headroom_ratio": 0.5,
         "min_workers": 1,
         "max_workers": 50,
     }
