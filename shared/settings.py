@@ -135,7 +135,7 @@ class ControlPlaneSettings(_Base):
         default=4, ge=0, description="Free session slots kept warm at any load."
     )
     fleet_headroom_ratio: float = Field(
-        default=0.25, ge=0, le=10, description="Free slots kept as a share of active sessions."
+        default=0.5, ge=0, le=10, description="Free slots kept as a share of active sessions."
     )
     fleet_min_workers: int = Field(default=1, ge=0)
     fleet_max_workers: int = Field(default=50, ge=1)
