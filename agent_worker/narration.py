@@ -59,6 +59,8 @@ SETTLE_SECONDS = 1.0
 # A barge-in that produced no user turn within this long was a false alarm: carry on.
 FALSE_ALARM_SECONDS = 3.0
 
+_POLL_SECONDS = 0.05
+
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -256,9 +258,22 @@ class Narrator:
                 or self._session.current_speech is not None
             )
             quiet_for = self._clock() - self._user_quiet_since
+            logger.info(
+                "DEBUG narrator wait",
+                extra={
+                    "user": self._session.user_state,
+                    "agent": self._session.agent_state,
+                    "speech": repr(self._session.current_speech),
+                    "quiet": quiet_for,
+                    "status": self.status,
+                },
+            )
             if not busy and quiet_for >= SETTLE_SECONDS:
                 return
-            await self._wait_for_change(at_most=None if busy else SETTLE_SECONDS - quiet_for)
+            # The session raises no event when its current speech is cleared: look again soon.
+            await self._wait_for_change(
+                at_most=_POLL_SECONDS if busy else SETTLE_SECONDS - quiet_for
+            )
 
     async def _wait_for_change(self, at_most: float | None = None) -> None:
         self._changed.clear()

@@ -150,6 +150,13 @@ class EphemeralStack:
         proc.wait_until(lambda: logged(proc.log_path, "registered worker", offset), timeout_s)
         return proc
 
+    def revive_worker(self, proc: ManagedProcess, timeout_s: float = 120) -> None:
+        """Start a stopped (or killed) worker again, with its port and settings."""
+        proc.stop()
+        offset = log_size(proc.log_path)
+        proc.start()
+        proc.wait_until(lambda: logged(proc.log_path, "registered worker", offset), timeout_s)
+
     def _start(self, proc: ManagedProcess, ready_url: str, timeout_s: float) -> None:
         proc.start()
         self._exit.callback(proc.stop, 20)

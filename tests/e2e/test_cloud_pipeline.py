@@ -90,6 +90,13 @@ async def _say_next_slide(
     )
     assert resp.status_code == 201, resp.text
     session = resp.json()
+    # Paused before anyone joins: this is about one turn, not the narration.
+    paused = await api.post(
+        f"/v1/sessions/{session['session_id']}/slide",
+        headers={**owner.headers, "Idempotency-Key": "test-pause"},
+        json={"action": "pause"},
+    )
+    assert paused.status_code == 200, paused.text
     samples, rate = espeak("Next slide, please.")
     room = rtc.Room()
     loop = asyncio.get_running_loop()

@@ -7,9 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 from uuid import UUID
 
 import httpx
@@ -22,59 +21,9 @@ from agent_worker.presenter import Presenter
 from agent_worker.responder import DEFAULT_MIN_SCORE, DOESNT_COVER, OfflineResponder
 from shared.devstack.probe import frame_rms
 from shared.devstack.services import ManagedProcess
-from shared.devstack.stack import EphemeralStack, TenantKey
+from shared.devstack.stack import EphemeralStack
+from tests.e2e.conftest import ProductDeck, Sessions
 from tests.e2e.speech import espeak, speak, within
-from tests.factories import make_product_deck
-
-
-@dataclass(frozen=True)
-class ProductDeck:
-    owner: TenantKey
-    deck_id: str
-
-
-@pytest.fixture(scope="module")
-async def product_deck(control_plane: EphemeralStack) -> ProductDeck:
-    owner = control_plane.create_tenant("voice-loop")
-    async with httpx.AsyncClient(base_url=control_plane.api_url, timeout=10) as api:
-        resp = await api.post(
-            "/v1/decks", headers=owner.headers, files={"file": ("acme.pptx", make_product_deck())}
-        )
-        assert resp.status_code == 202, resp.text
-        deck_id = str(resp.json()["deck_id"])
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            deck = (await api.get(f"/v1/decks/{deck_id}", headers=owner.headers)).json()
-            if deck["status"] in ("ready", "failed"):
-                assert deck["status"] == "ready", deck
-                return ProductDeck(owner, deck_id)
-            await asyncio.sleep(0.2)
-    raise AssertionError("the product deck was not ingested in 60 s")
-
-
-Sessions = Callable[[str | None], Awaitable[dict[str, Any]]]
-
-
-@pytest.fixture
-async def new_session(api: httpx.AsyncClient, product_deck: ProductDeck) -> AsyncIterator[Sessions]:
-    """Creates sessions of the deck's owner and ends them after the test: a session nobody
-    joins would otherwise hold a worker job (waiting for its participant) for good."""
-    created: list[str] = []
-
-    async def create(deck_id: str | None) -> dict[str, Any]:
-        resp = await api.post(
-            "/v1/sessions",
-            headers=product_deck.owner.headers,
-            json={"deck_id": deck_id, "participant": {"identity": "ada", "name": "Ada"}},
-        )
-        assert resp.status_code == 201, resp.text
-        created.append(resp.json()["session_id"])
-        return dict(resp.json())
-
-    yield create
-    for session_id in created:
-        ended = await api.post(f"/v1/sessions/{session_id}/end", headers=product_deck.owner.headers)
-        assert ended.status_code == 200, ended.text
 
 
 @dataclass
@@ -108,7 +57,7 @@ async def test_a_spoken_next_slide_moves_everyones_slide_and_the_presenter_answe
     api: httpx.AsyncClient, product_deck: ProductDeck, new_session: Sessions, worker: ManagedProcess
 ) -> None:
     samples, rate = espeak("Next slide, please.")
-    session = await new_session(product_deck.deck_id)
+    session = await new_session(product_deck.deck_id, paused=True)  # a turn, not the narration
     room = rtc.Room()
     loop = asyncio.get_running_loop()
     listening: asyncio.Future[None] = loop.create_future()

@@ -1,0 +1,149 @@
+"""A participant in a real room that records what a user would notice: when the agent's voice
+is audible, what the agent and the user were transcribed saying, and the slide every client is
+shown (room metadata). Tests speak through it and wait on what it saw."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from livekit import rtc
+
+from shared.devstack.probe import SPEECH_RMS, frame_rms
+from tests.e2e.speech import espeak, speak
+
+TRANSCRIPTION_TOPIC = "lk.transcription"
+
+
+@dataclass
+class Line:
+    opened: float  # the segment began (its speech started)
+    at: float  # the segment was complete
+    identity: str
+    text: str
+
+
+@dataclass
+class Audience:
+    url: str
+    token: str
+    room: rtc.Room = field(default_factory=rtc.Room)
+    voiced: list[float] = field(default_factory=list)  # times of audible agent frames
+    lines: list[Line] = field(default_factory=list)  # final transcription segments
+    slides: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    _source: rtc.AudioSource | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def __aenter__(self) -> Audience:
+        self.room.on("track_subscribed", self._on_track)
+        self.room.on("room_metadata_changed", lambda _old, new: self._on_metadata(new))
+        self.room.register_text_stream_handler(TRANSCRIPTION_TOPIC, self._on_text)
+        await self.room.connect(self.url, self.token)
+        self._on_metadata(self.room.metadata)
+        self._source = rtc.AudioSource(22050, 1)
+        track = rtc.LocalAudioTrack.create_audio_track("mic", self._source)
+        await self.room.local_participant.publish_track(
+            track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+        )
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.room.disconnect()
+
+    # -- what it saw ------------------------------------------------------------------------
+
+    @property
+    def slide(self) -> dict[str, Any]:
+        return self.slides[-1][1] if self.slides else {}
+
+    def agent_said(self, since: float = 0.0) -> list[str]:
+        me = self.room.local_participant.identity
+        return [line.text for line in self.lines if line.identity != me and line.at >= since]
+
+    def audible_between(self, start: float, end: float) -> bool:
+        return any(start <= t < end for t in self.voiced)
+
+    async def until(self, check: Callable[[], Any], seconds: float, failure: str) -> Any:
+        """Wait until ``check()`` is truthy (re-checked on every event), and return it."""
+        deadline = time.perf_counter() + seconds
+        while (result := check()) is None or result is False:
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                said = [(line.identity, line.text) for line in self.lines]
+                raise AssertionError(
+                    f"{failure} within {seconds} s; transcript {said!r}, "
+                    f"slide {self.slide.get('index')}"
+                )
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), min(left, 0.1))
+        return result
+
+    async def until_silent(self, quiet_s: float, seconds: float) -> float:
+        """Wait for the agent to be inaudible for ``quiet_s``; returns when it fell silent."""
+
+        def silent_since() -> float | None:
+            last = self.voiced[-1] if self.voiced else 0.0
+            return last if time.perf_counter() - last >= quiet_s else None
+
+        result: float = await self.until(silent_since, seconds, "the agent never fell silent")
+        return result
+
+    # -- acting -----------------------------------------------------------------------------
+
+    async def say(self, text: str) -> tuple[float, float]:
+        """Speak ``text`` (espeak-ng) in real time; returns when speech started and ended."""
+        assert self._source is not None
+        samples, rate = espeak(text)
+        if rate != self._source.sample_rate:  # espeak speaks at 22.05 kHz
+            samples = _resample(samples, rate, self._source.sample_rate)
+        started = time.perf_counter()
+        await speak(self._source, samples)
+        return started, started + len(samples) / self._source.sample_rate
+
+    # -- events -----------------------------------------------------------------------------
+
+    def _on_track(self, track: rtc.Track, *_: object) -> None:
+        if track.kind == rtc.TrackKind.KIND_AUDIO:
+            self._tasks.append(asyncio.create_task(self._listen(track)))
+
+    async def _listen(self, track: rtc.Track) -> None:
+        stream = rtc.AudioStream(track)
+        try:
+            async for event in stream:
+                if frame_rms(event.frame) >= SPEECH_RMS:
+                    self.voiced.append(time.perf_counter())
+                    self._changed.set()
+        finally:
+            await stream.aclose()
+
+    def _on_metadata(self, metadata: str) -> None:
+        slide = json.loads(metadata or "{}").get("podium", {}).get("slide")
+        if slide and (not self.slides or slide["version"] > self.slide["version"]):
+            self.slides.append((time.perf_counter(), slide))
+            self._changed.set()
+
+    def _on_text(self, reader: rtc.TextStreamReader, identity: str) -> None:
+        self._tasks.append(asyncio.create_task(self._read_line(reader, identity)))
+
+    async def _read_line(self, reader: rtc.TextStreamReader, identity: str) -> None:
+        opened = time.perf_counter()
+        text = await reader.read_all()
+        if text.strip():
+            self.lines.append(Line(opened, time.perf_counter(), identity, text.strip()))
+            self._changed.set()
+
+
+def _resample(samples: np.ndarray[Any, Any], rate: int, target: int) -> np.ndarray[Any, Any]:
+    positions = np.linspace(0, len(samples) - 1, int(len(samples) * target / rate))
+    return np.interp(positions, np.arange(len(samples)), samples).astype(np.int16)
