@@ -191,6 +191,13 @@ async def test_sigterm_drains_a_worker_without_cutting_its_session(
     )
     assert resp.status_code == 201, resp.text
     first = resp.json()
+    # Presentation paused, so the slide only moves when Ada asks (a turn the agent must take).
+    pause = await api.post(
+        f"/v1/sessions/{first['session_id']}/slide",
+        headers={**tenant.headers, "Idempotency-Key": "drain-pause"},
+        json={"action": "pause"},
+    )
+    assert pause.status_code == 200, pause.text
     samples, rate = espeak("Next slide, please.")
     ada = Participant()
     source = await ada.join(first, rate)
@@ -235,8 +242,12 @@ async def test_sigterm_drains_a_worker_without_cutting_its_session(
         heard = await listen_for_agent_voice(
             second["livekit_url"], second["token"], timeout_s=30, started_at=t0
         )
-        view = await fleet(api)
-        assert second["room"] in view["drain-b"]["rooms"]
+
+        async def b_holds_it() -> dict[str, dict[str, Any]] | None:
+            view = await fleet(api)
+            return view if second["room"] in view["drain-b"]["rooms"] else None
+
+        view = await eventually(b_holds_it, 5, "worker B did not report session 2's room")
         assert second["room"] not in view["drain-a"]["rooms"]
 
         # Session 1 goes on with A's presenter: it hears Ada, moves the slide and answers.
