@@ -320,13 +320,15 @@ async def test_the_page_reconnects_by_itself_after_the_network_drops(
         await page.uncheck("#lobby-mic")
         await page.click("#join")
         await expect(connection).to_have_text("Connected", timeout=20_000)
+        presenter = page.locator("#presenter")
+        await expect(presenter).not_to_have_attribute("data-agent-state", "absent", timeout=30_000)
         await context.set_offline(True)
         await expect(connection).not_to_have_text("Connected", timeout=40_000)
         await shoot(page, "13-network-lost")
         await context.set_offline(False)
         await expect(connection).to_have_text("Connected", timeout=60_000)
         # Still in the same room with the presenter, no reload.
-        await expect(page.locator("#presenter")).not_to_have_attribute("data-agent-state", "absent")
+        await expect(presenter).not_to_have_attribute("data-agent-state", "absent")
         await expect(page.locator("#room")).to_be_visible()
     finally:
         await api.post(f"/v1/sessions/{created['session_id']}/end", headers=tenant.headers)
