@@ -101,19 +101,20 @@ class LiveKitGateway:
         except (api.TwirpError, aiohttp.ClientError, TimeoutError) as exc:
             raise UpstreamUnavailable("The media server did not accept the dispatch.") from exc
 
-    async def people_in_room(self, room: str) -> int:
-        """Participants in the room who are not agents; 0 when the room is gone."""
+    async def room_occupants(self, room: str) -> tuple[int, int]:
+        """(people, agents) in the room; (0, 0) when the room is gone."""
         try:
             found = await self._client.room.list_participants(
                 api.ListParticipantsRequest(room=room)
             )
         except api.TwirpError as exc:
             if exc.status == 404 or exc.code == "not_found":
-                return 0
+                return 0, 0
             raise UpstreamUnavailable("The media server did not list the room.") from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise UpstreamUnavailable("The media server did not list the room.") from exc
-        return sum(1 for p in found.participants if p.kind != api.ParticipantInfo.Kind.AGENT)
+        agents = sum(1 for p in found.participants if p.kind == api.ParticipantInfo.Kind.AGENT)
+        return len(found.participants) - agents, agents
 
     async def set_room_metadata(self, room: str, metadata: str) -> bool:
         """Replace the room's metadata; LiveKit sends it to every participant now and to each

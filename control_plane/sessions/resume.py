@@ -62,8 +62,11 @@ class Resumer:
         row = await repository.get_by_id(self._pool, session_id)
         if row is None or row["status"] != "active":
             return False  # ended (the agent left with everyone), or never started
-        if await self._livekit.people_in_room(room) == 0:
+        people, agents = await self._livekit.room_occupants(room)
+        if people == 0:
             return False  # everyone left too: nobody to present to
+        if agents > 0:
+            return False  # another presenter is already there
         count = await repository.count_dispatch(
             self._pool, session_id, limit=1 + self._settings.max_redispatches
         )
