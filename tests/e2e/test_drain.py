@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -215,8 +216,14 @@ async def test_sigterm_drains_a_worker_without_cutting_its_session(
 
         b = start_worker(fleet_stack, "drain-b")
         await eventually(lambda: _ready(api, "drain-b"), 10, "worker B did not heartbeat as ready")
+        # B is warm: a prewarmed job process waits for its first session
+        assert (await fleet(api))["drain-b"]["idle_processes"] >= 1
         async with httpx.AsyncClient(timeout=2) as probe:
             assert (await probe.get(f"{a.ops_url}/readyz")).status_code == 200
+            serving = (await probe.get(f"{a.ops_url}/metrics")).text
+            assert _sample(serving, "podium_worker_active_jobs") == 1
+            assert _sample(serving, "podium_worker_draining") == 0
+            assert _sample(serving, "podium_worker_load") == 0.5  # 1 of 2 slots
 
             # --- SIGTERM worker A while it holds session 1 ---
             signalled_at = time.perf_counter()
@@ -231,6 +238,9 @@ async def test_sigterm_drains_a_worker_without_cutting_its_session(
             )
             assert first["room"] in draining["rooms"]
             ready_to_draining_s = time.perf_counter() - signalled_at
+            drained = (await probe.get(f"{a.ops_url}/metrics")).text
+            assert _sample(drained, "podium_worker_draining") == 1
+            assert _sample(drained, "podium_worker_active_jobs") == 1
 
         # New sessions go to worker B meanwhile.
         t0 = time.perf_counter()
@@ -283,6 +293,13 @@ async def test_sigterm_drains_a_worker_without_cutting_its_session(
     assert "drain timed out" not in log
     assert "drain-a" not in await fleet(api)  # it said goodbye instead of ageing out
 
+    # The control plane saw both joins (session created -> agent joined).
+    async def joins_counted() -> bool:
+        text = (await api.get("/metrics")).text
+        return (_sample(text, "podium_session_join_seconds_count") or 0) >= 2
+
+    await eventually(joins_counted, 10, "the join-time histogram did not count both joins")
+
     # B kept serving throughout.
     assert b.process.alive()
     assert second is not None
@@ -292,6 +309,11 @@ async def test_sigterm_drains_a_worker_without_cutting_its_session(
         f"SIGTERM; session 2 on B heard after {heard.first_voice_s:.2f} s; "
         f"A exited {exit_s:.2f} s after session 1 ended"
     )
+
+
+def _sample(text: str, name: str) -> float | None:
+    match = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else None
 
 
 async def _ready(api: httpx.AsyncClient, name: str) -> bool:

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from shared.credentials import mint_session_credential
 from shared.devstack.stack import EphemeralStack, TenantKey
-from shared.fleet import mint_worker_credential
+from shared.fleet import FleetPolicy, desired_workers, mint_worker_credential
 from shared.settings import DEV_INTERNAL_SECRET, DEV_OPS_TOKEN
 
 OPS = {"Authorization": f"Bearer {DEV_OPS_TOKEN}"}
@@ -229,3 +229,20 @@ async def test_prometheus_metrics_report_requests_and_the_fleet(api: httpx.Async
 @pytest.mark.parametrize("path", ["/metrics", "/healthz"])
 async def test_ops_endpoints_need_no_tenant(api: httpx.AsyncClient, path: str) -> None:
     assert (await api.get(path)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("sessions", "workers"),
+    [(0, 1), (4, 2), (10, 4), (100, 38), (200, 50)],
+)
+def test_the_desired_count_keeps_warm_headroom(sessions: int, workers: int) -> None:
+    """The default policy, worked by hand: headroom max(4 slots, 50 %), 4 slots a worker."""
+    policy = FleetPolicy(
+        sessions_per_worker=4,
+        headroom_sessions=4,
+        headroom_ratio=0.5,
+        min_workers=1,
+        max_workers=50,
+    )
+    assert desired_workers(sessions, policy) == workers
+    assert desired_workers(0, policy.model_copy(update={"min_workers": 3})) == 3
