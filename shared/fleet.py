@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from datetime import datetime
+from typing import Annotated
 
 import jwt
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,7 +36,9 @@ class WorkerHeartbeat(BaseModel):
     idle_processes: int = Field(ge=0, le=10_000)
     load: float = Field(ge=0, le=1)
     draining: bool
-    rooms: list[str] = Field(default_factory=list, max_length=10_000)
+    rooms: list[Annotated[str, Field(max_length=256)]] = Field(
+        default_factory=list, max_length=10_000
+    )
 
 
 class WorkerStatus(WorkerHeartbeat):
