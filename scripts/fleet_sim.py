@@ -10,10 +10,11 @@ Inputs and where they come from:
   warm p50 800 / p95 971 ms, cold (no idle process) p50 714 / p95 882 ms; sampled from
   log-normals with those quantiles.
 - pod cold start (decision to a registered worker): an ASSUMPTION. Measured here: a worker
-  process needs ~3-4 s from start to registered (models load, Piper starts). Scheduling,
+  process needs 3.3-7.1 s (median 4.3 s, 10 starts) from its first log line to registered
+  (Piper, the warm job process, registration). Scheduling,
   image pull and container start are not measurable without a cluster; the default 30 s assumes
   the image is cached on a node with room, --cold-start 120 models a node scale-up.
-- session length, arrival curve: ASSUMPTIONS (log-normal, median 12 min; ~4,000 sessions a day).
+- session length, arrival curve: ASSUMPTIONS (log-normal, median 12 min; ~2,800 sessions a day).
 
     .venv/bin/python scripts/fleet_sim.py                # table + docs/benchmarks/fleet.png
     .venv/bin/python scripts/fleet_sim.py --cold-start 120
