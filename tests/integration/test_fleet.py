@@ -8,18 +8,22 @@ import math
 import re
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import generate_latest
 from redis.asyncio import Redis
 
+from agent_worker import metrics as worker_metrics  # noqa: F401 (registers its series)
 from shared.credentials import mint_session_credential
 from shared.devstack.stack import EphemeralStack, TenantKey
 from shared.fleet import FleetPolicy, desired_workers, mint_worker_credential
 from shared.settings import DEV_INTERNAL_SECRET, DEV_OPS_TOKEN
 
 OPS = {"Authorization": f"Bearer {DEV_OPS_TOKEN}"}
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _worker_auth(name: str, secret: str = DEV_INTERNAL_SECRET) -> dict[str, str]:
@@ -246,3 +250,30 @@ def test_the_desired_count_keeps_warm_headroom(sessions: int, workers: int) -> N
     )
     assert desired_workers(sessions, policy) == workers
     assert desired_workers(0, policy.model_copy(update={"min_workers": 3})) == 3
+
+
+async def test_the_dashboard_only_charts_metrics_the_services_export(
+    api: httpx.AsyncClient,
+) -> None:
+    """Every series the Grafana dashboard queries exists: a renamed metric fails here, not on
+    an operator's blank panel."""
+    dashboard = (ROOT / "deploy" / "grafana" / "podium-fleet.json").read_text()
+    wanted = set(re.findall(r"podium_[a-z_]+", dashboard))
+    assert wanted, "the dashboard queries no podium metric"
+
+    await api.get("/v1/fleet", headers=OPS)  # at least one labelled request sample
+    exported: set[str] = set()
+    deadline = time.monotonic() + 15  # the refresher fills labelled gauges on its first tick
+    while time.monotonic() < deadline:
+        exported = set(re.findall(r"^(podium_[a-z_]+)", (await api.get("/metrics")).text, re.M))
+        if {"podium_sessions", "podium_decks", "podium_fleet_workers"} <= exported:
+            break
+        await asyncio.sleep(0.5)
+    # the worker's series: agent_worker.metrics registers them in this process on import
+    exported |= set(re.findall(r"^(podium_worker_[a-z_]+)", generate_latest().decode(), re.M))
+    missing = sorted(
+        name
+        for name in wanted
+        if name not in exported and name.removesuffix("_bucket") not in exported
+    )
+    assert not missing, missing
