@@ -12,7 +12,9 @@ from urllib.parse import urlsplit
 
 import httpx
 import jwt
+import numpy as np
 from livekit import api as lk
+from livekit import rtc
 from playwright.async_api import Browser, Page, expect
 
 from shared.devstack.services import ManagedProcess
@@ -23,6 +25,7 @@ from tests.factories import PRODUCT_DECK, make_pdf
 
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
+IMAGE_LOADED = "(i => i.complete && i.naturalWidth > 0)(document.getElementById('slide-image'))"
 
 
 def product_pdf() -> bytes:
@@ -136,7 +139,7 @@ async def test_a_newcomer_starts_a_session_on_the_demo_page_and_talks_to_the_pre
         await expect(page.locator("#slide-counter")).to_have_text("Slide 1 of 8")
         first = await slide_on(page)
         assert first["image"].endswith("/slide-001.jpg"), first
-        await until(page, "document.getElementById('slide-image').naturalWidth > 0")
+        await until(page, IMAGE_LOADED)
 
         # The greeting: the agent's audio reaches the page, its words reach the captions.
         await until(page, "Number(document.getElementById('presenter').dataset.level) > 0.01", 60)
@@ -163,6 +166,7 @@ async def test_a_newcomer_starts_a_session_on_the_demo_page_and_talks_to_the_pre
         await until(
             page, f"Number(document.getElementById('slide').dataset.version) >= {moved['version']}"
         )
+        await until(page, IMAGE_LOADED)
         now = await slide_on(page)
         assert now["index"] >= moved["to_index"] > 1, (now, moved)
         assert now["image"] != first["image"] and now["loaded"], now
@@ -201,6 +205,12 @@ async def test_a_newcomer_starts_a_session_on_the_demo_page_and_talks_to_the_pre
         await same_slide(page, late)
         await shoot(page, "06-after-keyboard-next")
         await shoot(late, "07-late-viewer-follows")
+
+        # --- P pauses the presentation for everyone ---------------------------------------------
+        await page.locator("body").press("p")
+        await expect(late.locator("#paused-badge")).to_be_visible(timeout=5_000)
+        await expect(page.locator("#pause")).to_have_attribute("aria-pressed", "true")
+        assert (await transitions(api, tenant, sid))[-1]["action"] == "pause"
 
         # --- the integrator ends the session: both pages say so ----------------------------------
         ended = await api.post(f"/v1/sessions/{sid}/end", headers=tenant.headers)
@@ -331,5 +341,85 @@ async def test_the_page_reconnects_by_itself_after_the_network_drops(
         await expect(presenter).not_to_have_attribute("data-agent-state", "absent")
         await expect(page.locator("#room")).to_be_visible()
     finally:
+        await api.post(f"/v1/sessions/{created['session_id']}/end", headers=tenant.headers)
+        await context.close()
+
+
+async def publish_avatar_video(
+    room: rtc.Room, stop: asyncio.Event, width: int = 320, height: int = 240
+) -> None:
+    """Frames of a changing colour at 15 fps until ``stop``, as an avatar worker would send."""
+    source = rtc.VideoSource(width, height)
+    track = rtc.LocalVideoTrack.create_video_track("avatar", source)
+    options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA)
+    publication = await room.local_participant.publish_track(track, options)
+    frame = np.zeros((height, width, 4), dtype=np.uint8)
+    frame[..., 3] = 255
+    tick = 0
+    try:
+        while not stop.is_set():
+            frame[..., 0] = (tick * 8) % 256
+            frame[..., 2] = 128
+            source.capture_frame(
+                rtc.VideoFrame(width, height, rtc.VideoBufferType.RGBA, frame.tobytes())
+            )
+            tick += 1
+            await asyncio.sleep(1 / 15)
+    finally:
+        await room.local_participant.unpublish_track(publication.sid)
+
+
+async def test_an_avatar_video_replaces_the_audio_only_view_while_it_is_published(
+    chromium: Browser,
+    control_plane: EphemeralStack,
+    worker: ManagedProcess,
+    tenant: TenantKey,
+    api: httpx.AsyncClient,
+    shoot: Shoot,
+) -> None:
+    """Until the avatar exists (issue 5) this room participant stands in for an avatar worker:
+    a video track published on the agent's behalf, as the framework's avatar plugins do."""
+    created = (await api.post("/v1/sessions", headers=tenant.headers, json={})).json()
+    context = await chromium.new_context(viewport=DESKTOP)
+    page = await context.new_page()
+    avatar = rtc.Room()
+    stop = asyncio.Event()
+    sending: asyncio.Task[None] | None = None
+    try:
+        await page.goto(created["join_url"])
+        await page.uncheck("#lobby-mic")
+        await page.click("#join")
+        presenter = page.locator("#presenter")
+        await expect(presenter).not_to_have_attribute("data-agent-state", "absent", timeout=30_000)
+        await expect(page.locator("#audio-only")).to_be_visible()
+
+        token = (
+            lk.AccessToken(DEV_LIVEKIT_KEY, DEV_LIVEKIT_SECRET)
+            .with_identity("avatar-stand-in")
+            .with_kind("agent")
+            .with_grants(lk.VideoGrants(room_join=True, room=created["room"]))
+            .with_attributes({"lk.publish_on_behalf": "the-presenter"})
+            .to_jwt()
+        )
+        await avatar.connect(control_plane.livekit.url, token)
+        sending = asyncio.create_task(publish_avatar_video(avatar, stop))
+        await expect(page.locator("#avatar")).to_be_visible(timeout=20_000)
+        playing = (
+            "(v => !v.paused && v.readyState >= 2 && v.videoWidth === 320)"
+            "(document.getElementById('avatar'))"
+        )
+        await until(page, playing, 20)
+        await expect(page.locator("#audio-only")).to_be_hidden()
+        await shoot(page, "14-avatar-video")
+
+        stop.set()
+        await sending
+        await expect(page.locator("#audio-only")).to_be_visible(timeout=10_000)
+        await expect(page.locator("#avatar")).to_be_hidden()
+    finally:
+        stop.set()
+        if sending is not None:
+            await asyncio.gather(sending, return_exceptions=True)
+        await avatar.disconnect()
         await api.post(f"/v1/sessions/{created['session_id']}/end", headers=tenant.headers)
         await context.close()

@@ -16,6 +16,8 @@ export type Speaker = "agent" | "user" | "other";
 export class Captions {
   private readonly list = byId<HTMLOListElement>("captions");
   private readonly empty = byId("captions-empty");
+  // Screen readers hear each finished line once, not every word of it as it streams in.
+  private readonly announcer = byId("captions-live");
   private readonly lines = new Map<string, HTMLLIElement>();
 
   constructor(private readonly whoIs: (identity: string) => { speaker: Speaker; label: string }) {}
@@ -66,6 +68,7 @@ export class Captions {
     }
     (line.querySelector(".said") as HTMLElement).textContent = text.trim();
     line.classList.toggle("interim", !final);
+    if (final) this.announcer.textContent = `${label}: ${text.trim()}`;
     this.list.scrollTop = this.list.scrollHeight;
   }
 }

@@ -58,6 +58,7 @@ const el = {
   micMessage: byId("mic-message"),
   youSpeaking: byId("you-speaking"),
   leave: byId<HTMLButtonElement>("leave"),
+  pause: byId<HTMLButtonElement>("pause"),
   prev: byId<HTMLButtonElement>("prev"),
   next: byId<HTMLButtonElement>("next"),
   audioSink: byId("audio-sink"),
@@ -233,6 +234,7 @@ class JoinPage {
     this.slides.setNavigation(this.canPublish);
     // A session without a deck is a conversation: no slide area at all.
     el.room.classList.toggle("no-deck", !this.session?.has_deck);
+    if (!this.session?.has_deck) show(el.pause, false);
     show(el.mic, this.canPublish);
     this.renderMic();
     screen("room");
@@ -241,6 +243,7 @@ class JoinPage {
     el.mic.onclick = () => void this.toggleMic();
     el.prev.onclick = () => void this.navigate("previous");
     el.next.onclick = () => void this.navigate("next");
+    el.pause.onclick = () => void this.navigate(this.slides.current?.paused ? "resume" : "pause");
     await this.connect();
   }
 
@@ -491,7 +494,7 @@ class JoinPage {
     el.mic.title = on ? "Mute your microphone (M)" : "Turn your microphone on (M)";
   }
 
-  private async navigate(action: "next" | "previous"): Promise<void> {
+  private async navigate(action: "next" | "previous" | "pause" | "resume"): Promise<void> {
     if (!this.canPublish) return;
     this.slides.setBusy(true);
     try {
@@ -533,6 +536,8 @@ class JoinPage {
         if (!el.next.disabled && !el.next.hidden) void this.navigate("next");
       } else if (event.key === "ArrowLeft" || event.key === "PageUp") {
         if (!el.prev.disabled && !el.prev.hidden) void this.navigate("previous");
+      } else if (event.key === "p" || event.key === "P") {
+        if (!el.pause.disabled && !el.pause.hidden) el.pause.click();
       } else if (event.key === "m" || event.key === "M") {
         if (this.canPublish && !el.mic.disabled) void this.toggleMic();
       } else {

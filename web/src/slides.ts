@@ -13,6 +13,8 @@ export class SlideView {
   private readonly title = byId("slide-title");
   private readonly prev = byId<HTMLButtonElement>("prev");
   private readonly next = byId<HTMLButtonElement>("next");
+  private readonly pause = byId<HTMLButtonElement>("pause");
+  private readonly paused = byId("paused-badge");
   private canNavigate = false;
   private busy = false;
 
@@ -33,6 +35,7 @@ export class SlideView {
     this.canNavigate = allowed;
     show(this.prev, allowed);
     show(this.next, allowed);
+    show(this.pause, allowed);
     this.render();
   }
 
@@ -63,7 +66,8 @@ export class SlideView {
     if (!state) {
       this.counter.textContent = "–";
       this.title.textContent = "";
-      this.prev.disabled = this.next.disabled = true;
+      this.prev.disabled = this.next.disabled = this.pause.disabled = true;
+      show(this.paused, false);
       return;
     }
     this.figure.dataset.index = String(state.index);
@@ -84,5 +88,10 @@ export class SlideView {
     }
     this.prev.disabled = !this.canNavigate || this.busy || state.index <= 1;
     this.next.disabled = !this.canNavigate || this.busy || state.index >= state.count;
+    this.pause.disabled = !this.canNavigate || this.busy;
+    this.pause.setAttribute("aria-pressed", String(state.paused));
+    this.pause.textContent = state.paused ? "Resume presentation" : "Pause presentation";
+    this.figure.dataset.paused = String(state.paused);
+    show(this.paused, state.paused);
   }
 }
