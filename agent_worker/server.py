@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Awaitable
@@ -81,29 +82,28 @@ async def serve(server: AgentServer, settings: WorkerSettings) -> None:
     LiveKit unreachable).
     """
     signals = _ShutdownSignals()
-    reporter = FleetReporter(server, settings, signals.drain)
-    ops = None
-    if settings.ops_port is not None:
-        ops = OpsServer(
-            server, settings.max_sessions, signals.drain, settings.http_host, settings.ops_port
-        )
-        await ops.start()
-    running = asyncio.create_task(server.run(devmode=False), name="agent_server")
-    reporting = asyncio.create_task(reporter.run(), name="fleet_heartbeat")
-    try:
-        # shielded: the server must keep running while it drains
-        if await _unless_set(asyncio.shield(running), signals.drain):
-            raise RuntimeError("agent server stopped on its own")
-        await _drain(server, signals.hurry)
-    finally:
-        await server.aclose()
-        await asyncio.gather(running, return_exceptions=True)
-        reporting.cancel()
-        await asyncio.gather(reporting, return_exceptions=True)
-        await reporter.leave()
-        await reporter.aclose()
-        if ops is not None:
-            await ops.aclose()
+    async with contextlib.AsyncExitStack() as stack:
+        reporter = FleetReporter(server, settings, signals.drain)
+        stack.push_async_callback(reporter.aclose)
+        if settings.ops_port is not None:
+            ops = OpsServer(
+                server, settings.max_sessions, signals.drain, settings.http_host, settings.ops_port
+            )
+            await ops.start()
+            stack.push_async_callback(ops.aclose)
+        running = asyncio.create_task(server.run(devmode=False), name="agent_server")
+        reporting = asyncio.create_task(reporter.run(), name="fleet_heartbeat")
+        try:
+            # shielded: the server must keep running while it drains
+            if await _unless_set(asyncio.shield(running), signals.drain):
+                raise RuntimeError("agent server stopped on its own")
+            await _drain(server, signals.hurry)
+        finally:
+            await server.aclose()
+            await asyncio.gather(running, return_exceptions=True)
+            reporting.cancel()
+            await asyncio.gather(reporting, return_exceptions=True)
+            await reporter.leave()
 
 
 async def _drain(server: AgentServer, hurry: asyncio.Event) -> None:
