@@ -174,6 +174,13 @@ async def run_session(
     )
     resp.raise_for_status()
     session = resp.json()
+    # Single turns: the presentation is paused before joining, so narration does not interleave.
+    paused = await api.post(
+        f"/v1/sessions/{session['session_id']}/slide",
+        headers={**owner.headers, "Idempotency-Key": "bench-pause"},
+        json={"action": "pause"},
+    )
+    paused.raise_for_status()
     listener = Listener()
     room = rtc.Room()
     readers: list[asyncio.Task[None]] = []
@@ -368,12 +375,20 @@ def main() -> None:
     parser.add_argument("--turns-per-session", type=int, default=5)
     parser.add_argument("--plot", type=Path, default=ROOT / "docs/benchmarks/voice.png")
     parser.add_argument("--logs", type=Path, default=None, help="keep the stack's logs here")
+    parser.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="worker setting to try, e.g. PODIUM_TURN_DETECTION=vad (repeatable)",
+    )
     args = parser.parse_args()
+    worker_env = dict(item.split("=", 1) for item in args.worker_env)
 
     with tempfile.TemporaryDirectory() as tmp, EphemeralStack(Path(tmp), logs=args.logs) as stack:
         stack.start_control_plane()
         tenant = stack.create_tenant("bench")
-        stack.start_worker("worker")
+        stack.start_worker("worker", **worker_env)
         turns = asyncio.run(measure(stack.api_url, tenant, args))
         attach_whisper(turns, whisper_starts(stack.logs / "worker.log"))
 
@@ -388,7 +403,8 @@ def main() -> None:
         for t in turns
         if t.to_whisper_ms is not None and t.to_thinking_ms is not None
     ]
-    print(f"\n{len(turns)} turns, {missed} without an answer within 15 s")
+    print(f"\nworker settings: {worker_env or 'defaults'}")
+    print(f"{len(turns)} turns, {missed} without an answer within 15 s")
     print(f"{'span':<34} {'n':>3} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8}")
     for label, values in (
         ("end of speech -> first agent audio", total),
