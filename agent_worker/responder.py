@@ -6,7 +6,7 @@ LLM configured the presenter runs on rules instead. It reads the user's last wor
 the way a real model would, through the same tools: a navigation request ("next slide", "go to
 slide 3", "go back to the part about pricing") becomes the matching tool call; anything else is
 treated as a question and searched in the deck. Once a tool's output is in the chat, it speaks
-from it: the new slide, the best search hit ("On slide 4 (Pricing): …"), or — when even the best
+from it: the new slide, the best search hit ("That's on slide 4, Pricing. …"), or — when even the best
 hit is weak — "The deck doesn't cover that." It never makes up an answer.
 """
 
@@ -182,7 +182,9 @@ def _answer(hit: Hit) -> str:
     snippet = hit.snippet
     if snippet.lower().startswith(hit.title.lower() + ":"):  # chunks carry their slide's title
         snippet = snippet[len(hit.title) + 1 :].strip()
-    return f"On slide {hit.index} ({hit.title}): {snippet}"
+    # A short first sentence: the TTS speaks sentence by sentence, so the user hears the slide
+    # number while the rest is still being synthesized.
+    return f"That's on slide {hit.index}, {hit.title}. {snippet}"
 
 
 def reply_for(chat_ctx: llm.ChatContext, *, min_score: float) -> Reply:

@@ -59,7 +59,7 @@ async def test_the_presenter_narrates_yields_to_a_question_and_carries_on(
             f"the agent kept talking {heard_after[-1] - asked:.2f} s into the user's question"
         )
         answer = await ada.until(
-            lambda: next((s for s in ada.agent_said(asked) if s.startswith("On slide 4")), None),
+            lambda: next((s for s in ada.agent_said(asked) if s.startswith("That's on slide 4, Pricing.")), None),
             30,
             "the question was not answered from the pricing slide",
         )

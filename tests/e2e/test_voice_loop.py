@@ -244,7 +244,7 @@ async def test_the_offline_presenter_moves_the_real_slide_and_answers_from_the_d
         )
 
         answer = await _say(session, "Is there an annual contract?")
-        assert answer.startswith("On slide 4 (Pricing): ")
+        assert answer.startswith("That's on slide 4, Pricing. ")
         assert "annual contract" in answer
         assert await _say(session, "Who won the world cup?") == DOESNT_COVER
         assert await shown() == (3, "agent")  # answering does not move the slide

@@ -88,7 +88,7 @@ def test_a_question_is_answered_from_the_best_hit_with_its_slide_number() -> Non
         (1, "Acme Analytics", 0.41, "Welcome everyone."),
     )
     assert reply_for(ctx, min_score=0.38) == (
-        "On slide 4 (Pricing): Plans start at 49 dollars per month for five seats."
+        "That's on slide 4, Pricing. Plans start at 49 dollars per month for five seats."
     )
 
 
