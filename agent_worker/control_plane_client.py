@@ -17,6 +17,7 @@ from shared.schemas import (
     DeckSearchResult,
     Escalation,
     EscalationRequest,
+    JobAlive,
     SessionContext,
     SlideAction,
     SlideChange,
@@ -237,3 +238,18 @@ class SessionApi:
             headers={"Idempotency-Key": idempotency_key},
         )
         return _parse(Escalation, response)
+
+    async def report_alive(self, job_id: str) -> bool:
+        """Tell the control plane this job still presents; False when another job took over."""
+        try:
+            await self._client._request(
+                "POST",
+                f"{self._base}/alive",
+                credential=self._credential,
+                json=JobAlive(job_id=job_id).model_dump(mode="json"),
+            )
+        except ControlPlaneRefused as exc:
+            if exc.code == "superseded":
+                return False
+            raise
+        return True

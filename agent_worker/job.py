@@ -29,6 +29,7 @@ from shared.settings import WorkerSettings
 from .config import JobConfig
 from .control_plane_client import ControlPlaneClient, ControlPlaneError, SessionNotFoundError
 from .conversation import ConversationSync
+from .liveness import JobHeartbeat
 from .narration import RESUMED, Narrator, slide_state_in
 from .presenter import Presenter
 from .prewarm import prewarmed_vad, prewarmed_whisper, worker_settings
@@ -83,6 +84,13 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
     if presenter.narrator is not None:
         _follow_slide_state(ctx.room, presenter.narrator)
         presenter.narrator.start()  # it waits for the greeting to finish
+    heartbeat = JobHeartbeat(
+        control_plane.for_session(metadata.session_id, metadata.credential),
+        ctx.job.id,
+        interval_s=worker_settings(ctx.proc).job_heartbeat_seconds,
+        on_superseded=lambda: ctx.shutdown(reason="another job presents this session"),
+    )
+    ctx.add_shutdown_callback(heartbeat.aclose)
     logger.info(
         "presenter joined",
         extra={"participant": participant.identity, "resumed": context.resumed},

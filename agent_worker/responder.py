@@ -6,8 +6,8 @@ LLM configured the presenter runs on rules instead. It reads the user's last wor
 the way a real model would, through the same tools: a navigation request ("next slide", "go to
 slide 3", "go back to the part about pricing") becomes the matching tool call; anything else is
 treated as a question and searched in the deck. Once a tool's output is in the chat, it speaks
-from it: the new slide, the best search hit ("That's on slide 4, Pricing. …"), or — when even the best
-hit is weak — "The deck doesn't cover that." It never makes up an answer.
+from it: the new slide, the best search hit ("That's on slide 4, Pricing. …"), or — when even
+the best hit is weak — "The deck doesn't cover that." It never makes up an answer.
 """
 
 from __future__ import annotations

@@ -28,6 +28,8 @@ from control_plane.livekit_gateway import LiveKitGateway
 from control_plane.metrics import MetricsMiddleware, MetricsRefresher
 from control_plane.metrics import router as metrics_router
 from control_plane.migrate import apply_migrations
+from control_plane.sessions.liveness import JobLiveness, Watchdog
+from control_plane.sessions.resume import Resumer
 from control_plane.sessions.router import router as sessions_router
 from control_plane.sessions.webhook import router as livekit_webhook_router
 from control_plane.slides.router import router as slides_router
@@ -102,6 +104,11 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
                 gateway,
                 SlideService(pool, redis, gateway, signer) as slides,
                 MetricsRefresher(pool, redis, settings),
+                Watchdog(
+                    JobLiveness(redis, silence_s=settings.job_silence_seconds),
+                    Resumer(pool, redis, gateway, settings).job_silent,
+                    grace_s=settings.job_silence_seconds,
+                ),
             ):
                 application.state.slides = slides
                 logger.info("control plane ready", extra={"environment": settings.environment})

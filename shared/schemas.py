@@ -166,5 +166,13 @@ class Escalation(BaseModel):
     created_at: datetime
 
 
+class JobAlive(BaseModel):
+    """A presenting job's report (``POST /internal/v1/sessions/{id}/alive``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: str = Field(min_length=1, max_length=100, pattern=r"^[\w.:-]+$")
+
+
 # SessionContext names ConversationMessage, defined after it.
 SessionContext.model_rebuild()

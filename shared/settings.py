@@ -87,6 +87,12 @@ class ControlPlaneSettings(_Base):
         le=20,
         description="Times a session whose worker was lost is sent to another worker.",
     )
+    job_silence_seconds: float = Field(
+        default=6.0,
+        ge=2.0,
+        le=120.0,
+        description="A presenting job silent this long is taken as lost (see liveness.py).",
+    )
     apply_migrations_on_start: bool = True
 
     asset_root: Path = Field(
@@ -178,6 +184,9 @@ class WorkerSettings(_Base):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8081, description="Health endpoint of the agent server.")
     num_idle_processes: int = Field(default=1, ge=0, description="Prewarmed job processes.")
+    job_heartbeat_seconds: float = Field(
+        default=2.0, gt=0.1, le=30.0, description="How often a presenting job reports it lives."
+    )
     turn_detection: Literal["model", "vad"] = Field(
         default="model",
         description="'model': the local turn-detector model decides when the user is done; "

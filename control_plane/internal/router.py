@@ -8,8 +8,9 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response, status
 
 from control_plane.conversation import repository as conversation
-from control_plane.deps import Decks, LiveKit, Pool, Settings, WorkerSessionId
-from control_plane.errors import NotFound, PodiumError
+from control_plane.deps import Decks, LiveKit, Pool, RedisClient, Settings, WorkerSessionId
+from control_plane.errors import Conflict, NotFound, PodiumError
+from control_plane.sessions.liveness import JobLiveness
 from control_plane.sessions.service import SessionService
 from control_plane.slides.router import RequiredIdempotencyKey, Slides, mark_replay
 from control_plane.slides.service import NoDeck
@@ -20,6 +21,7 @@ from shared.schemas import (
     DeckSearchResult,
     Escalation,
     EscalationRequest,
+    JobAlive,
     SessionContext,
     SlideChange,
     SlideContent,
@@ -27,6 +29,10 @@ from shared.schemas import (
 )
 
 router = APIRouter(prefix="/internal/v1/sessions", tags=["internal"], include_in_schema=False)
+
+
+class Superseded(Conflict):
+    code = "superseded"
 
 
 class SlideNotInDeck(PodiumError):
@@ -165,3 +171,15 @@ async def escalate(
         )
     mark_replay(response, replayed)
     return escalation
+
+
+@router.post("/{session_id}/alive", status_code=status.HTTP_204_NO_CONTENT)
+async def job_alive(
+    session_id: UUID, scope: WorkerSessionId, redis: RedisClient, settings: Settings, body: JobAlive
+) -> None:
+    """A presenting job reports every few seconds; one that stops is taken as lost and the
+    session is sent to another worker. ``409 superseded``: another job presents it now."""
+    _check_scope(scope, session_id)
+    liveness = JobLiveness(redis, silence_s=settings.job_silence_seconds)
+    if not await liveness.beat(session_id, body.job_id):
+        raise Superseded("Another job presents this session now; leave the room.")

@@ -1,10 +1,11 @@
 """Stateless resume: when a session's worker is lost, send the session to another worker.
 
-Workers keep nothing a session needs: its slide and conversation live here. So when the
-presenter leaves a room that still has people in it while the session is live (its process was
-killed, its node died), the control plane dispatches the presenter again; the new job sees the
-session ``resumed`` and picks up from the stored slide and conversation. LiveKit tells us through
-its ``participant_left`` webhook; the open-source server never re-sends a dispatch itself.
+Workers keep nothing a session needs: its slide and conversation live here. So when a session
+that still has people in it loses its presenter (its process was killed, its node died), the
+control plane dispatches the presenter again; the new job sees the session ``resumed`` and picks
+up from the stored slide and conversation. Two signals say a presenter is gone: its job stopped
+reporting (``liveness.py``, within seconds) and LiveKit's ``participant_left`` webhook (after
+LiveKit's ICE timeouts, ~20 s). The open-source server never re-sends a dispatch itself.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from redis.asyncio import Redis
 
 from control_plane.livekit_gateway import LiveKitGateway
 from control_plane.sessions import repository
+from control_plane.sessions.liveness import JobLiveness
 from shared.credentials import mint_session_credential
 from shared.schemas import DispatchMetadata
 from shared.settings import ControlPlaneSettings
@@ -48,9 +50,10 @@ class Resumer:
         self._redis = redis
         self._livekit = livekit
         self._settings = settings
+        self._liveness = JobLiveness(redis, silence_s=settings.job_silence_seconds)
 
     async def agent_left(self, room: str, agent_sid: str) -> bool:
-        """Re-dispatch the session if its presenter was lost mid-session; True when it did."""
+        """LiveKit says a presenter left: re-dispatch if the session lost it mid-way."""
         session_id = session_of_room(room)
         if session_id is None:
             return False
@@ -59,48 +62,58 @@ class Resumer:
             f"podium:agent-left:{agent_sid}", "1", nx=True, ex=_SEEN_TTL_SECONDS
         ):
             return False
+        return await self._redispatch(
+            session_id, cause="agent_left", detail={"agent_sid": agent_sid}, replaced=False
+        )
+
+    async def job_silent(self, session_id: UUID) -> bool:
+        """The session's job stopped reporting: its presenter, if still listed in the room, is
+        a ghost LiveKit has not dropped yet, so another presenter is sent regardless."""
+        return await self._redispatch(session_id, cause="job_silent", detail={}, replaced=True)
+
+    async def _redispatch(
+        self, session_id: UUID, *, cause: str, detail: dict[str, str], replaced: bool
+    ) -> bool:
         row = await repository.get_by_id(self._pool, session_id)
         if row is None or row["status"] != "active":
             return False  # ended (the agent left with everyone), or never started
-        people, agents = await self._livekit.room_occupants(room)
+        people, agents = await self._livekit.room_occupants(row["room"])
         if people == 0:
             return False  # everyone left too: nobody to present to
-        if agents > 0:
+        if agents > 0 and not replaced:
             return False  # another presenter is already there
         count = await repository.count_dispatch(
             self._pool, session_id, limit=1 + self._settings.max_redispatches
         )
+        audit = {"cause": cause, **detail}
         if count is None:
             logger.error(
                 "session lost its worker too often, not dispatching again",
                 extra={"session_id": str(session_id)},
             )
-            await repository.insert_audit_event(
-                self._pool,
-                tenant_id=row["tenant_id"],
-                session_id=session_id,
-                actor="control_plane",
-                type="agent.lost",
-                data={"agent_sid": agent_sid, "redispatched": False},
-            )
+            await self._audit(row, {**audit, "redispatched": False})
             return False
+        await self._liveness.release(session_id)  # the next job to report owns the session
         credential = mint_session_credential(
             self._settings.internal_secret.get_secret_value(),
             session_id,
             self._settings.worker_credential_ttl_seconds,
         )
         metadata = DispatchMetadata(session_id=session_id, credential=credential)
-        await self._livekit.dispatch_agent(room, metadata.model_dump_json())
+        await self._livekit.dispatch_agent(row["room"], metadata.model_dump_json())
+        await self._audit(row, {**audit, "redispatched": True, "dispatch": count})
+        logger.warning(
+            "session lost its worker; dispatched it again",
+            extra={"session_id": str(session_id), "cause": cause, "dispatch": count},
+        )
+        return True
+
+    async def _audit(self, row: asyncpg.Record, data: dict[str, object]) -> None:
         await repository.insert_audit_event(
             self._pool,
             tenant_id=row["tenant_id"],
-            session_id=session_id,
+            session_id=row["id"],
             actor="control_plane",
             type="agent.lost",
-            data={"agent_sid": agent_sid, "redispatched": True, "dispatch": count},
+            data=data,
         )
-        logger.warning(
-            "session lost its worker; dispatched it again",
-            extra={"session_id": str(session_id), "dispatch": count},
-        )
-        return True

@@ -59,7 +59,10 @@ async def test_the_presenter_narrates_yields_to_a_question_and_carries_on(
             f"the agent kept talking {heard_after[-1] - asked:.2f} s into the user's question"
         )
         answer = await ada.until(
-            lambda: next((s for s in ada.agent_said(asked) if s.startswith("That's on slide 4, Pricing.")), None),
+            lambda: next(
+                (s for s in ada.agent_said(asked) if s.startswith("That's on slide 4, Pricing.")),
+                None,
+            ),
             30,
             "the question was not answered from the pricing slide",
         )
@@ -139,7 +142,10 @@ async def test_a_session_survives_the_loss_of_its_worker(
             60,
             "no worker picked the session up",
         )
-        print(f"\nanother worker spoke {back.at - killed_at:.1f} s after the first was killed")
+        gap = back.opened - killed_at
+        print(f"\nanother worker spoke {gap:.1f} s after the first was killed")
+        # The job's silence (6 s) is noticed long before LiveKit drops the dead agent (~20 s).
+        assert gap < 15
         # It carries on from the stored slide: never back to slide 1, on to slide 3.
         await ada.until(lambda: ada.slide["index"] == 3, 60, "the resumed presenter stalled")
         assert all(state["index"] >= 2 for at, state in ada.slides if at > killed_at)

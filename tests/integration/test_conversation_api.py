@@ -3,6 +3,7 @@ session whose presenter was lost — against real Postgres, Redis and livekit-se
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -15,8 +16,10 @@ import httpx
 import pytest
 from livekit import api as lk
 from livekit import rtc
+from redis.asyncio import Redis
 
 from control_plane.sessions import repository as sessions
+from control_plane.sessions.liveness import JobLiveness
 from shared.devstack.stack import EphemeralStack, TenantKey
 from shared.settings import DEFAULT_AGENT_NAME
 from tests.factories import make_pdf
@@ -239,3 +242,30 @@ async def test_a_lost_presenter_is_dispatched_again_once_while_people_remain(
         await conn.close()
         await lkapi.room.delete_room(lk.DeleteRoomRequest(room=room_name))
         await lkapi.aclose()
+
+
+async def test_the_first_job_to_report_owns_the_session_and_a_silent_one_is_claimed_once(
+    api: httpx.AsyncClient, live: Live, control_plane: EphemeralStack
+) -> None:
+    first = await api.post(f"{live.base}/alive", headers=live.worker, json={"job_id": "AJ_one"})
+    assert first.status_code == 204, first.text
+    other = await api.post(f"{live.base}/alive", headers=live.worker, json={"job_id": "AJ_two"})
+    assert (other.status_code, other.json()["error"]) == (409, "superseded")
+    bad = await api.post(f"{live.base}/alive", headers=live.worker, json={"job_id": ""})
+    assert bad.status_code == 422
+
+    # The watchdog's side, on the same Redis with a short silence period.
+    redis = Redis.from_url(control_plane.redis.url(), decode_responses=True)
+    try:
+        liveness = JobLiveness(redis, silence_s=0.3)
+        session_id = uuid.UUID(live.sid)
+        assert await liveness.beat(session_id, "AJ_one")
+        assert session_id not in await liveness.claim_silent()
+        await asyncio.sleep(0.4)
+        claims = await asyncio.gather(liveness.claim_silent(), liveness.claim_silent())
+        assert sum(session_id in claimed for claimed in claims) == 1  # one replica wins
+        assert await liveness.beat(session_id, "AJ_two")  # released: the next job owns it
+        assert not await liveness.beat(session_id, "AJ_one")
+        await liveness.release(session_id)
+    finally:
+        await redis.aclose()

@@ -1,0 +1,104 @@
+"""Which job presents each live session, and noticing when that job went silent.
+
+A presenting job reports every couple of seconds (``POST /internal/v1/sessions/{id}/alive``).
+The first job to report owns the session; a job that reports while another owns it is told it
+was superseded and leaves, so a session never has two presenters talking. Each report pushes the
+session's deadline forward in a Redis sorted set; the watchdog claims sessions whose deadline
+passed (one replica wins each claim) and hands them to the resumer, which dispatches the
+presenter again. LiveKit's own notice of a killed participant (its ``participant_left`` webhook)
+comes only after its ICE timeouts, ~20 s; this notices within ``PODIUM_JOB_SILENCE_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from uuid import UUID
+
+from redis.asyncio import Redis
+
+logger = logging.getLogger(__name__)
+
+_DEADLINES = "podium:session-deadlines"
+_OWNER_TTL_SECONDS = 24 * 3600
+
+
+def _owner_key(session_id: UUID) -> str:
+    return f"podium:session-job:{session_id}"
+
+
+class JobLiveness:
+    def __init__(self, redis: Redis, *, silence_s: float) -> None:
+        self._redis = redis
+        self._silence_s = silence_s
+
+    async def beat(self, session_id: UUID, job_id: str) -> bool:
+        """Record that ``job_id`` is presenting; False when another job owns the session."""
+        key = _owner_key(session_id)
+        if not await self._redis.set(key, job_id, nx=True, ex=_OWNER_TTL_SECONDS):
+            owner = await self._redis.get(key)
+            if owner != job_id:
+                return False
+        await self._redis.zadd(_DEADLINES, {str(session_id): time.time() + self._silence_s})
+        return True
+
+    async def release(self, session_id: UUID) -> None:
+        """Forget the owner and the deadline: the next job to report owns the session."""
+        await self._redis.delete(_owner_key(session_id))
+        await self._redis.zrem(_DEADLINES, str(session_id))
+
+    async def claim_silent(self, limit: int = 20) -> list[UUID]:
+        """Sessions whose job stopped reporting; each is claimed by one replica only."""
+        due = await self._redis.zrangebyscore(_DEADLINES, "-inf", time.time(), start=0, num=limit)
+        claimed = []
+        for member in map(str, due):
+            if await self._redis.zrem(_DEADLINES, member):
+                session_id = UUID(member)
+                await self._redis.delete(_owner_key(session_id))
+                claimed.append(session_id)
+        return claimed
+
+
+class Watchdog:
+    """Claims silent sessions once a second and hands each to ``on_silent``.
+
+    It waits one silence period after start-up before it claims anything: jobs that could not
+    report while this control plane was down get the chance to report again first.
+    """
+
+    def __init__(
+        self,
+        liveness: JobLiveness,
+        on_silent: Callable[[UUID], Awaitable[object]],
+        *,
+        grace_s: float,
+        interval_s: float = 1.0,
+    ) -> None:
+        self._liveness = liveness
+        self._on_silent = on_silent
+        self._grace_s = grace_s
+        self._interval_s = interval_s
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Watchdog:
+        self._task = asyncio.create_task(self._run(), name="session_watchdog")
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        await asyncio.sleep(self._grace_s)
+        while True:
+            try:
+                for session_id in await self._liveness.claim_silent():
+                    await self._on_silent(session_id)
+            except Exception:  # one bad round (Redis, LiveKit) must not stop the watchdog
+                logger.exception("session watchdog round failed")
+            await asyncio.sleep(self._interval_s)
