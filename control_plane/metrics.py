@@ -57,11 +57,15 @@ FLEET_WORKERS = Gauge("podium_fleet_workers", "Heartbeating workers.", ["state"]
 FLEET_DESIRED = Gauge(
     "podium_fleet_desired_workers", "Workers the autoscaler should run (open sessions+headroom)."
 )
-FLEET_SESSIONS = Gauge("podium_fleet_active_sessions", "Sessions created or active.")
+FLEET_SESSIONS = Gauge("podium_fleet_active_sessions", "Sessions not ended in Postgres.")
 FLEET_FREE_SLOTS = Gauge("podium_fleet_free_slots", "Free session slots on ready workers.")
 FLEET_IDLE = Gauge("podium_fleet_idle_processes", "Prewarmed job processes on ready workers.")
 FLEET_ON_DRAINING = Gauge(
     "podium_fleet_sessions_on_draining_workers", "Sessions finishing on draining workers."
+)
+FLEET_ON_READY = Gauge("podium_fleet_sessions_on_ready_workers", "Sessions on ready workers.")
+FLEET_WAITING = Gauge(
+    "podium_fleet_sessions_waiting", "Sessions created moments ago that no worker runs yet."
 )
 
 _SESSION_STATUSES = ("created", "active")
@@ -157,7 +161,12 @@ class MetricsRefresher:
         for status in _DECK_STATUSES:
             DECKS.labels(status).set(decks.get(status, 0))
 
-        view = await fleet_view(self._pool, self._store, policy_from(self._settings))
+        view = await fleet_view(
+            self._pool,
+            self._store,
+            policy_from(self._settings),
+            self._settings.fleet_dispatch_window_seconds,
+        )
         FLEET_WORKERS.labels("ready").set(view.ready_workers)
         FLEET_WORKERS.labels("draining").set(view.draining_workers)
         FLEET_DESIRED.set(view.desired_workers)
@@ -165,6 +174,8 @@ class MetricsRefresher:
         FLEET_FREE_SLOTS.set(view.free_slots)
         FLEET_IDLE.set(view.idle_processes)
         FLEET_ON_DRAINING.set(view.sessions_on_draining_workers)
+        FLEET_ON_READY.set(view.sessions_on_ready_workers)
+        FLEET_WAITING.set(view.sessions_waiting)
 
         if await self._hold_lease():
             await self._observe_completions()

@@ -62,13 +62,22 @@ class FleetPolicy(BaseModel):
 class FleetView(BaseModel):
     """``GET /v1/fleet``: the workers alive now and how many there should be."""
 
-    active_sessions: int = Field(description="Sessions created or active (not ended).")
-    sessions_on_draining_workers: int
+    active_sessions: int = Field(
+        description="Sessions not ended in Postgres (includes ones whose room was abandoned)."
+    )
+    sessions_on_ready_workers: int = Field(description="Jobs running on ready workers.")
+    sessions_on_draining_workers: int = Field(description="Jobs finishing on draining workers.")
+    sessions_waiting: int = Field(
+        description="Sessions created within the dispatch window that no worker runs yet."
+    )
     ready_workers: int = Field(description="Heartbeating and not draining.")
     draining_workers: int
     free_slots: int = Field(description="Session slots free on ready workers.")
     idle_processes: int = Field(description="Prewarmed job processes on ready workers.")
-    desired_workers: int = Field(description="What the autoscaler should run (KEDA reads this).")
+    desired_workers: int = Field(
+        description="What the autoscaler should run (KEDA reads this): sessions on ready "
+        "workers plus waiting ones, plus headroom."
+    )
     policy: FleetPolicy
     workers: list[WorkerStatus]
 
@@ -78,8 +87,9 @@ def desired_workers(active_sessions: int, policy: FleetPolicy) -> int:
 
     Headroom is the larger of a fixed number of free session slots and a share of the sessions
     running, so a quiet fleet still has a warm slot and a busy one grows its margin with load.
-    Sessions held by draining workers are not counted by the caller: those pods are leaving and
-    their replacements need not hold them.
+    The caller counts the sessions that need a slot now: those running on ready workers and
+    those waiting for one. Sessions on draining workers are left out: those pods are leaving
+    and their replacements need not hold them.
     """
     active = max(active_sessions, 0)
     headroom = max(policy.headroom_sessions, math.ceil(active * policy.headroom_ratio))

@@ -148,6 +148,11 @@ class ControlPlaneSettings(_Base):
     fleet_heartbeat_ttl_seconds: float = Field(
         default=15, ge=1, description="A worker silent this long leaves the fleet view."
     )
+    fleet_dispatch_window_seconds: float = Field(
+        default=120,
+        ge=5,
+        description="A session created this recently and not yet on a worker counts as demand.",
+    )
     metrics_refresh_seconds: float = Field(
         default=5, gt=0, description="How often fleet, session and deck gauges are refreshed."
     )

@@ -21,6 +21,18 @@ async def count_open_sessions(conn: Conn) -> dict[str, int]:
     return {str(r["status"]): int(r["n"]) for r in rows}
 
 
+async def count_waiting_sessions(conn: Conn, within_seconds: float) -> int:
+    """Sessions created in the last ``within_seconds`` whose agent has not joined yet."""
+    n = await conn.fetchval(
+        """
+        SELECT count(*) FROM sessions
+        WHERE status = 'created' AND created_at > now() - make_interval(secs => $1)
+        """,
+        within_seconds,
+    )
+    return int(n)
+
+
 async def joins_since(conn: Conn, after: datetime) -> list[tuple[datetime, float]]:
     """(started_at, seconds from created to agent joined) of sessions joined after ``after``."""
     rows = await conn.fetch(

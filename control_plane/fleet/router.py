@@ -52,7 +52,9 @@ def _check_worker(credential_worker: str, worker: str) -> None:
 @router.get("/v1/fleet")
 async def get_fleet(_: Ops, pool: Pool, store: Store, settings: Settings) -> FleetView:
     """Live workers (heartbeats younger than the TTL) and the desired worker count."""
-    return await fleet_view(pool, store, policy_from(settings))
+    return await fleet_view(
+        pool, store, policy_from(settings), settings.fleet_dispatch_window_seconds
+    )
 
 
 @router.put(

@@ -1,4 +1,9 @@
-"""The fleet view: live workers from Redis, open sessions from Postgres, the desired count."""
+"""The fleet view: live workers from Redis, sessions from Postgres, the desired worker count.
+
+Demand is what the workers say they run (heartbeats) plus sessions created moments ago that no
+worker has picked up yet. Postgres's open sessions alone would overcount: a session whose
+people left without ending it stays open there, with no job and no need for a slot.
+"""
 
 from __future__ import annotations
 
@@ -20,23 +25,27 @@ def policy_from(settings: ControlPlaneSettings) -> FleetPolicy:
     )
 
 
-async def fleet_view(pool: asyncpg.Pool, store: HeartbeatStore, policy: FleetPolicy) -> FleetView:
+async def fleet_view(
+    pool: asyncpg.Pool, store: HeartbeatStore, policy: FleetPolicy, dispatch_window_s: float
+) -> FleetView:
     open_sessions = sum((await repository.count_open_sessions(pool)).values())
+    waiting = await repository.count_waiting_sessions(pool, dispatch_window_s)
     workers = await store.alive()
     ready = [w for w in workers if not w.draining]
     draining = [w for w in workers if w.draining]
-    on_draining = sum(w.active_jobs for w in draining)
+    on_ready = sum(w.active_jobs for w in ready)
     # Sessions on draining workers stay where they are until they end; the pods replacing
     # those workers only need room for everything else.
-    to_serve = max(open_sessions - on_draining, 0)
     return FleetView(
         active_sessions=open_sessions,
-        sessions_on_draining_workers=on_draining,
+        sessions_on_ready_workers=on_ready,
+        sessions_on_draining_workers=sum(w.active_jobs for w in draining),
+        sessions_waiting=waiting,
         ready_workers=len(ready),
         draining_workers=len(draining),
         free_slots=sum(max(w.max_sessions - w.active_jobs, 0) for w in ready),
         idle_processes=sum(w.idle_processes for w in ready),
-        desired_workers=desired_workers(to_serve, policy),
+        desired_workers=desired_workers(on_ready + waiting, policy),
         policy=policy,
         workers=workers,
     )

@@ -1,5 +1,9 @@
 """The fleet view against the real control plane, Postgres and Redis: worker heartbeats in,
-``GET /v1/fleet`` and the desired worker count out, Prometheus metrics on ``/metrics``."""
+``GET /v1/fleet`` and the desired worker count out, Prometheus metrics on ``/metrics``.
+
+The module runs its own stack with no worker: the suite's shared worker would otherwise pick
+up the sessions these tests count as waiting.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import math
 import re
 import time
 import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +21,34 @@ import pytest
 from prometheus_client import generate_latest
 from redis.asyncio import Redis
 
-from agent_worker import metrics as worker_metrics  # noqa: F401 (registers its series)
+import agent_worker.metrics  # noqa: F401 (registers the worker's series in this process)
 from shared.credentials import mint_session_credential
 from shared.devstack.stack import EphemeralStack, TenantKey
 from shared.fleet import FleetPolicy, desired_workers, mint_worker_credential
 from shared.settings import DEV_INTERNAL_SECRET, DEV_OPS_TOKEN
+from tests.conftest import TEST_LOGS
 
 OPS = {"Authorization": f"Bearer {DEV_OPS_TOKEN}"}
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EphemeralStack]:
+    logs = Path(TEST_LOGS) / "fleet" if TEST_LOGS else None
+    with EphemeralStack(tmp_path_factory.mktemp("fleet"), logs=logs) as running:
+        running.start_control_plane(PODIUM_METRICS_REFRESH_SECONDS="1")
+        yield running
+
+
+@pytest.fixture
+async def api(stack: EphemeralStack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+def tenant(stack: EphemeralStack) -> TenantKey:
+    return stack.create_tenant()
 
 
 def _worker_auth(name: str, secret: str = DEV_INTERNAL_SECRET) -> dict[str, str]:
@@ -142,7 +167,7 @@ async def test_workers_speak_only_for_themselves(api: httpx.AsyncClient) -> None
     assert "load" in bad.json()["message"]
 
 
-async def test_desired_workers_follow_open_sessions_with_headroom(
+async def test_desired_workers_follow_new_sessions_with_headroom(
     api: httpx.AsyncClient, tenant: TenantKey
 ) -> None:
     before = await _fleet(api)
@@ -161,40 +186,67 @@ async def test_desired_workers_follow_open_sessions_with_headroom(
         created.append(resp.json()["session_id"])
     try:
         after = await _fleet(api)
+        # no worker runs them yet (none in this stack): they wait, and they count
         assert after["active_sessions"] == before["active_sessions"] + 9
-        active = after["active_sessions"] - after["sessions_on_draining_workers"]
-        assert after["desired_workers"] == _desired(active)
+        assert after["sessions_waiting"] == before["sessions_waiting"] + 9
+        demand = after["sessions_on_ready_workers"] + after["sessions_waiting"]
+        assert after["desired_workers"] == _desired(demand)
         assert after["desired_workers"] > before["desired_workers"]
     finally:
         for session_id in created:
             await api.post(f"/v1/sessions/{session_id}/end", headers=tenant.headers)
-    assert (await _fleet(api))["active_sessions"] == before["active_sessions"]
+    assert (await _fleet(api))["sessions_waiting"] == before["sessions_waiting"]
 
 
-async def test_sessions_on_draining_workers_do_not_ask_for_replacements(
-    api: httpx.AsyncClient, tenant: TenantKey
+async def test_sessions_count_on_ready_workers_not_on_draining_ones(
+    api: httpx.AsyncClient,
 ) -> None:
-    created = []
-    for _ in range(8):
-        resp = await api.post("/v1/sessions", headers=tenant.headers, json={})
-        assert resp.status_code == 201, resp.text
-        created.append(resp.json()["session_id"])
-    name = f"drain-{uuid.uuid4().hex[:8]}"
+    name = f"busy-{uuid.uuid4().hex[:8]}"
+    before = await _fleet(api)
     try:
+        assert (await _put(api, name, active_jobs=8, max_sessions=8, load=1.0)).status_code
         serving = await _fleet(api)
+        assert serving["sessions_on_ready_workers"] == before["sessions_on_ready_workers"] + 8
+        assert serving["desired_workers"] == _desired(
+            serving["sessions_on_ready_workers"] + serving["sessions_waiting"]
+        )
+        assert serving["desired_workers"] > before["desired_workers"]
+
         assert (await _put(api, name, active_jobs=8, max_sessions=8, draining=True)).status_code
         draining = await _fleet(api)
         assert draining["sessions_on_draining_workers"] == 8
-        assert draining["draining_workers"] == serving["draining_workers"] + 1
-        # the draining worker's 8 sessions finish where they are: only the rest need workers
-        assert draining["desired_workers"] == _desired(serving["active_sessions"] - 8)
-        assert draining["desired_workers"] < serving["desired_workers"]
+        assert draining["draining_workers"] == before["draining_workers"] + 1
+        # its 8 sessions finish where they are: nobody needs to replace their slots
+        assert draining["desired_workers"] == before["desired_workers"]
         # and its free slots are not offered as capacity
-        assert draining["free_slots"] == serving["free_slots"]
+        assert draining["free_slots"] == before["free_slots"]
     finally:
         await api.delete(f"/internal/v1/fleet/workers/{name}", headers=_worker_auth(name))
-        for session_id in created:
-            await api.post(f"/v1/sessions/{session_id}/end", headers=tenant.headers)
+
+
+async def test_an_abandoned_session_asks_for_no_worker(
+    api: httpx.AsyncClient, tenant: TenantKey, stack: EphemeralStack
+) -> None:
+    """Open in Postgres (its agent joined once) but run by no worker: no slot is wanted."""
+    resp = await api.post("/v1/sessions", headers=tenant.headers, json={})
+    assert resp.status_code == 201, resp.text
+    session = resp.json()
+    before = await _fleet(api)
+    credential = await stack.worker_credential(session["room"])
+    joined = await api.post(
+        f"/internal/v1/sessions/{session['session_id']}/agent-joined",
+        headers={"Authorization": f"Bearer {credential}"},
+    )
+    assert joined.status_code == 204, joined.text
+    try:
+        after = await _fleet(api)
+        assert after["active_sessions"] == before["active_sessions"]  # still open...
+        assert after["sessions_waiting"] == before["sessions_waiting"] - 1  # ...not waiting
+        assert after["desired_workers"] == _desired(
+            after["sessions_on_ready_workers"] + after["sessions_waiting"]
+        )
+    finally:
+        await api.post(f"/v1/sessions/{session['session_id']}/end", headers=tenant.headers)
 
 
 def _sample(text: str, name: str, labels: str = "") -> float | None:
@@ -208,7 +260,7 @@ async def test_prometheus_metrics_report_requests_and_the_fleet(api: httpx.Async
     assert (await _put(api, name, idle_processes=3, active_jobs=0, rooms=[])).status_code == 204
     try:
         view = await _fleet(api)
-        deadline = time.monotonic() + 15  # gauges refresh every PODIUM_METRICS_REFRESH_SECONDS
+        deadline = time.monotonic() + 10  # gauges refresh every PODIUM_METRICS_REFRESH_SECONDS
         text = ""
         while time.monotonic() < deadline:
             text = (await api.get("/metrics")).text
