@@ -6,6 +6,7 @@ sees the same slide; a keyboard "next" reaches both; ending the session tells bo
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -104,6 +105,19 @@ async def test_a_newcomer_starts_a_session_on_the_demo_page_and_talks_to_the_pre
     desktop = await chromium.new_context(viewport=DESKTOP)
     demo = await desktop.new_page()
     sid = ""
+    page_errors: list[str] = []
+    console_errors: list[str] = []
+
+    def watch(page: Page, who: str) -> None:
+        page.on("pageerror", lambda error: page_errors.append(f"{who}: {error}"))
+        page.on(
+            "console",
+            lambda msg: (
+                console_errors.append(f"{who}: {msg.text[:300]}") if msg.type == "error" else None
+            ),
+        )
+
+    watch(demo, "demo")
     try:
         # --- the demo page: upload a deck, start a session ------------------------------------
         await demo.goto(f"{control_plane.api_url}/demo#key={tenant.api_key}")
@@ -128,6 +142,7 @@ async def test_a_newcomer_starts_a_session_on_the_demo_page_and_talks_to_the_pre
         async with desktop.expect_page() as opened:
             await demo.click("#join-link")
         page = await opened.value
+        watch(page, "ada")
         await expect(page.locator("#lobby")).to_be_visible()
         assert "token=" not in page.url  # the token leaves the address bar too
         await expect(page.locator("#lobby-who")).to_contain_text("as Ada")
@@ -185,6 +200,7 @@ async def test_a_newcomer_starts_a_session_on_the_demo_page_and_talks_to_the_pre
         assert minted.status_code == 201, minted.text
         phone = await chromium.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
         late = await phone.new_page()
+        watch(late, "viewer")
         await late.goto(minted.json()["join_url"])
         await expect(late.locator("#lobby-mic-row")).to_be_hidden()  # a viewer cannot speak
         await late.click("#join")
@@ -221,6 +237,17 @@ async def test_a_newcomer_starts_a_session_on_the_demo_page_and_talks_to_the_pre
             )
         await shoot(page, "08-session-ended")
         await phone.close()
+        # No uncaught exception, refused resource or CSP violation in any of the pages. (The SDK
+        # also logs its data channels closing when the room is deleted: not ours to judge.)
+        print("console errors:", json.dumps(console_errors, indent=1))
+        assert not page_errors, page_errors
+        ours = [e for e in console_errors if "Failed to load" in e or "Security Policy" in e]
+        assert not ours, ours
+    except BaseException:
+        # What each open page showed when the test failed, next to the other screenshots.
+        for number, open_page in enumerate(p for c in chromium.contexts for p in c.pages):
+            await shoot(open_page, f"failed-page-{number}")
+        raise
     finally:
         if sid:
             await api.post(f"/v1/sessions/{sid}/end", headers=tenant.headers)
