@@ -23,6 +23,8 @@ from shared.schemas import (
     SlideChange,
     SlideContent,
     SlideState,
+    TurnBatch,
+    TurnRecord,
 )
 
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -227,6 +229,14 @@ class SessionApi:
             f"{self._base}/messages",
             credential=self._credential,
             json=ConversationBatch(messages=messages).model_dump(mode="json"),
+        )
+
+    async def add_turns(self, turns: list[TurnRecord]) -> None:
+        await self._client._request(
+            "POST",
+            f"{self._base}/turns",
+            credential=self._credential,
+            json=TurnBatch(turns=turns).model_dump(mode="json"),
         )
 
     async def escalate(self, request: EscalationRequest, *, idempotency_key: str) -> Escalation:

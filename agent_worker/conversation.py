@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from datetime import UTC, datetime
 from typing import Any
 
 from livekit.agents import AgentSession, llm
@@ -35,9 +36,21 @@ def to_message(item: object) -> ConversationMessage | None:
     text = (item.text_content or "").replace("\x00", "")
     if not text.strip():
         return None
+    metrics = item.metrics
+    started = metrics.get("started_speaking_at")
+    ended = metrics.get("stopped_speaking_at")
     return ConversationMessage(
-        item_id=item.id, role=item.role, text=text[:10_000], interrupted=item.interrupted
+        item_id=item.id,
+        role=item.role,
+        text=text[:10_000],
+        interrupted=item.interrupted,
+        started_at=_utc(started if started is not None else item.created_at),
+        ended_at=_utc(ended) if ended is not None else None,
     )
+
+
+def _utc(unix: float) -> datetime:
+    return datetime.fromtimestamp(unix, UTC)
 
 
 class ConversationSync:

@@ -34,6 +34,7 @@ from .narration import RESUMED, Narrator, slide_state_in
 from .presenter import Presenter
 from .prewarm import prewarmed_vad, prewarmed_whisper, worker_settings
 from .providers import build_llm, build_stt, build_tts
+from .turns import TurnRecorder
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +126,8 @@ def _voice_loop(
     deck = control_plane.for_session(metadata.session_id, metadata.credential)
     conversation = ConversationSync(session, deck)
     ctx.add_shutdown_callback(conversation.aclose)
+    turns = TurnRecorder(session, deck, room=ctx.room, job_id=ctx.job.id)
+    ctx.add_shutdown_callback(turns.aclose)
     narrator = Narrator(session, deck)
     ctx.add_shutdown_callback(narrator.aclose)
     presenter = Presenter(

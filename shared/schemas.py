@@ -125,6 +125,8 @@ class ConversationMessage(BaseModel):
     role: MessageRole
     text: str = Field(max_length=10_000, pattern=NO_NUL)
     interrupted: bool = False
+    started_at: datetime | None = Field(default=None, description="When it began to be spoken.")
+    ended_at: datetime | None = Field(default=None, description="When it was done being spoken.")
 
 
 class ConversationBatch(BaseModel):
@@ -176,3 +178,98 @@ class JobAlive(BaseModel):
 
 # SessionContext names ConversationMessage, defined after it.
 SessionContext.model_rebuild()
+
+
+# -- Turn log -------------------------------------------------------------------------------
+
+Stage = Literal["stt", "eou", "llm", "tts"]
+
+
+class ToolCallRecord(BaseModel):
+    """One tool call the model made in a turn, with what the tool answered."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    call_id: str = Field(max_length=200, pattern=NO_NUL)
+    name: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
+    arguments: str = Field(max_length=10_000, pattern=NO_NUL, description="JSON, as the model sent")
+    output: str | None = Field(default=None, max_length=10_000, pattern=NO_NUL)
+    is_error: bool = False
+
+
+class StageCall(BaseModel):
+    """One provider request in a turn (an STT, LLM or TTS call), as the framework measured it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stage: Stage
+    request_id: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
+    provider: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
+    model: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
+    started_at: float | None = Field(default=None, description="Unix time the request began.")
+    duration: float | None = Field(default=None, ge=0, description="Seconds, start to end.")
+    first_output: float | None = Field(
+        default=None, description="Seconds to the first token (LLM) or first audio byte (TTS)."
+    )
+    cancelled: bool = False
+
+
+class TurnTimings(BaseModel):
+    """The per-stage delays of one turn, in seconds, as the framework reports them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_stopped_at: float | None = Field(default=None, description="Unix time, end of speech.")
+    end_of_turn_delay: float | None = None
+    transcription_delay: float | None = None
+    on_user_turn_completed_delay: float | None = None
+    llm_ttft: float | None = None
+    tts_ttfb: float | None = None
+    e2e_latency: float | None = Field(default=None, description="End of speech → agent audio.")
+    playback_latency: float | None = None
+    agent_started_at: float | None = Field(default=None, description="Unix time, agent audio.")
+    agent_stopped_at: float | None = None
+
+
+class TurnRecord(BaseModel):
+    """One turn of the voice loop: what the user said and what the presenter heard, thought,
+    did and said, with its timings. The worker sends it; ``turn_id`` (the framework's speech
+    id) makes a resend harmless."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["turn"] = "turn"
+    turn_id: str = Field(min_length=1, max_length=100, pattern=r"^[\w.:-]+$")
+    job_id: str | None = Field(default=None, max_length=100, pattern=NO_NUL)
+    started_at: datetime
+    ended_at: datetime
+    user_text: str | None = Field(default=None, max_length=10_000, pattern=NO_NUL)
+    agent_text: str | None = Field(default=None, max_length=20_000, pattern=NO_NUL)
+    interrupted: bool = False
+    tool_calls: list[ToolCallRecord] = Field(default_factory=list, max_length=50)
+    slide_before: int | None = Field(default=None, ge=1)
+    slide_after: int | None = Field(default=None, ge=1)
+    version_before: int | None = Field(default=None, ge=1)
+    version_after: int | None = Field(default=None, ge=1)
+    timings: TurnTimings = Field(default_factory=TurnTimings)
+    calls: list[StageCall] = Field(default_factory=list, max_length=100)
+    providers: dict[str, str] = Field(
+        default_factory=dict, description="Stage → 'provider/model' used in this turn."
+    )
+
+
+class TurnBatch(BaseModel):
+    """What a worker sends to ``POST /internal/v1/sessions/{id}/turns``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    turns: list[TurnRecord] = Field(min_length=1, max_length=50)
+
+
+class StoredTurn(TurnRecord):
+    """A turn as the API answers it: numbered from 1 in the order the session lived them."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    number: int
+    session_id: UUID

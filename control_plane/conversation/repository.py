@@ -18,12 +18,18 @@ async def add_messages(
     """Store each message once: a worker resends a batch it is not sure landed."""
     await conn.executemany(
         """
-        INSERT INTO session_messages (session_id, item_id, role, text, interrupted)
-        VALUES ($1, $2, $3, $4, $5)
+        INSERT INTO session_messages
+            (session_id, item_id, role, text, interrupted, started_at, ended_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
         ON CONFLICT (session_id, item_id) DO NOTHING
         """,
-        [(session_id, m.item_id, m.role, m.text, m.interrupted) for m in messages],
+        [
+            (session_id, m.item_id, m.role, m.text, m.interrupted, m.started_at, m.ended_at)
+            for m in messages
+        ],
     )
+    if any(m.role == "user" for m in messages):
+        await conn.execute("UPDATE sessions SET last_activity_at = now() WHERE id = $1", session_id)
 
 
 async def recent_messages(

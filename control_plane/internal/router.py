@@ -14,6 +14,7 @@ from control_plane.sessions.liveness import JobLiveness
 from control_plane.sessions.service import SessionService
 from control_plane.slides.router import RequiredIdempotencyKey, Slides, mark_replay
 from control_plane.slides.service import NoDeck
+from control_plane.transcripts import repository as transcripts
 from shared.schemas import (
     NO_NUL,
     ConversationBatch,
@@ -26,6 +27,7 @@ from shared.schemas import (
     SlideChange,
     SlideContent,
     SlideState,
+    TurnBatch,
 )
 
 router = APIRouter(prefix="/internal/v1/sessions", tags=["internal"], include_in_schema=False)
@@ -152,6 +154,14 @@ async def add_messages(
     a message sent twice (same ``item_id``) is stored once."""
     _check_scope(scope, session_id)
     await conversation.add_messages(pool, session_id, body.messages)
+
+
+@router.post("/{session_id}/turns", status_code=status.HTTP_204_NO_CONTENT)
+async def add_turns(session_id: UUID, scope: WorkerSessionId, pool: Pool, body: TurnBatch) -> None:
+    """The turn log: a turn sent twice (same ``turn_id``) is stored once."""
+    _check_scope(scope, session_id)
+    async with pool.acquire() as conn:
+        await transcripts.add_turns(conn, session_id, body.turns)
 
 
 @router.post("/{session_id}/escalations", status_code=status.HTTP_201_CREATED)

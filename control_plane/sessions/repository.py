@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -121,3 +122,39 @@ async def insert_audit_event(
         type,
         data,
     )
+
+
+async def list_for_tenant(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    tenant_id: UUID,
+    *,
+    status: str | None,
+    deck_id: UUID | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    before: tuple[datetime, UUID] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """The tenant's sessions, newest first, filtered; ``before`` is the keyset cursor."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f"""
+        SELECT {_COLUMNS} FROM sessions
+        WHERE tenant_id = $1
+          AND ($2::text IS NULL OR status = $2)
+          AND ($3::uuid IS NULL OR deck_id = $3)
+          AND ($4::timestamptz IS NULL OR created_at >= $4)
+          AND ($5::timestamptz IS NULL OR created_at < $5)
+          AND ($6::timestamptz IS NULL OR (created_at, id) < ($6, $7::uuid))
+        ORDER BY created_at DESC, id DESC
+        LIMIT $8
+        """,
+        tenant_id,
+        status,
+        deck_id,
+        created_after,
+        created_before,
+        before[0] if before else None,
+        before[1] if before else None,
+        limit,
+    )
+    return rows

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Query, status
 
 from control_plane.deps import Decks, LiveKit, Pool, Settings, TenantId
 from control_plane.sessions.schemas import (
     ParticipantToken,
     SessionCreate,
     SessionCreated,
+    SessionList,
     SessionPublic,
     TokenCreate,
 )
 from control_plane.sessions.service import SessionService
+from shared.schemas import SessionStatus
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
@@ -33,6 +36,29 @@ async def create_session(
 ) -> SessionCreated:
     """Create a session: its room, the presenter's dispatch, and a participant token."""
     return await service.create(tenant_id, body or SessionCreate())
+
+
+@router.get("")
+async def list_sessions(
+    tenant_id: TenantId,
+    service: Service,
+    status: Annotated[SessionStatus | None, Query(description="created, active or ended")] = None,
+    deck_id: UUID | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> SessionList:
+    """Your sessions, newest first, filtered by status, deck and creation time."""
+    return await service.list(
+        tenant_id,
+        status=status,
+        deck_id=deck_id,
+        created_after=created_after,
+        created_before=created_before,
+        cursor=cursor,
+        limit=limit,
+    )
 
 
 @router.get("/{session_id}")

@@ -85,3 +85,8 @@ class SessionPublic(BaseModel):
     started_at: datetime | None
     ended_at: datetime | None
     end_reason: str | None
+
+
+class SessionList(BaseModel):
+    items: list[SessionPublic]
+    next_cursor: str | None = Field(description="Pass as 'cursor' for the next page; null: done.")

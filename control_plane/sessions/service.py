@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
 import asyncpg
 
 from control_plane.conversation import repository as conversation
 from control_plane.decks.service import DeckService
-from control_plane.errors import NotFound, SessionEnded, UpstreamUnavailable
+from control_plane.errors import NotFound, PodiumError, SessionEnded, UpstreamUnavailable
 from control_plane.livekit_gateway import LiveKitGateway
 from control_plane.sessions import repository
 from control_plane.sessions.schemas import (
@@ -19,6 +20,7 @@ from control_plane.sessions.schemas import (
     ParticipantToken,
     SessionCreate,
     SessionCreated,
+    SessionList,
     SessionPublic,
 )
 from control_plane.slides import repository as slide_repository
@@ -136,6 +138,33 @@ class SessionService:
     async def get(self, tenant_id: UUID, session_id: UUID) -> SessionPublic:
         return to_public(await self._load(tenant_id, session_id))
 
+    async def list(
+        self,
+        tenant_id: UUID,
+        *,
+        status: str | None = None,
+        deck_id: UUID | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> SessionList:
+        rows = await repository.list_for_tenant(
+            self._pool,
+            tenant_id,
+            status=status,
+            deck_id=deck_id,
+            created_after=created_after,
+            created_before=created_before,
+            before=_decode_cursor(cursor) if cursor else None,
+            limit=limit,
+        )
+        last = rows[-1] if len(rows) == limit else None
+        return SessionList(
+            items=[to_public(r) for r in rows],
+            next_cursor=_encode_cursor(last["created_at"], last["id"]) if last else None,
+        )
+
     async def mint_token(
         self, tenant_id: UUID, session_id: UUID, spec: ParticipantSpec
     ) -> ParticipantToken:
@@ -226,3 +255,20 @@ class SessionService:
             expires_at=expires_at,
             join_url=join_url(self._settings.public_url, session_id, token),
         )
+
+
+class BadCursor(PodiumError):
+    status_code = 422
+    code = "invalid_cursor"
+
+
+def _encode_cursor(created_at: datetime, session_id: UUID) -> str:
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{session_id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    try:
+        stamp, raw_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.fromisoformat(stamp), UUID(raw_id)
+    except ValueError as exc:
+        raise BadCursor("The cursor is not one this API returned.") from exc

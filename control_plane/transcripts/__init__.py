@@ -1,0 +1,1 @@
+"""A session's records: its transcript, turn log and event timeline, for integrators and replay."""

@@ -1,0 +1,119 @@
+"""SQL for a session's turn log, its transcript and its event timeline."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from shared.schemas import StoredTurn, TurnRecord
+
+
+async def add_turns(conn: asyncpg.Connection, session_id: UUID, turns: list[TurnRecord]) -> int:
+    """Store each turn once, numbered in arrival order; returns how many were new."""
+    added = 0
+    async with conn.transaction():
+        # One writer numbers a session's turns at a time.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1::text))", str(session_id))
+        for turn in turns:
+            status = await conn.execute(
+                """
+                INSERT INTO session_turns (session_id, number, turn_id, record, started_at)
+                SELECT $1, coalesce(max(number), 0) + 1, $2, $3, $4
+                FROM session_turns WHERE session_id = $1
+                ON CONFLICT (session_id, turn_id) DO NOTHING
+                """,
+                session_id,
+                turn.turn_id,
+                json.loads(turn.model_dump_json()),
+                turn.started_at,
+            )
+            added += status.endswith(" 1")
+        if added:
+            await conn.execute(
+                "UPDATE sessions SET last_activity_at = now() WHERE id = $1", session_id
+            )
+    return added
+
+
+async def list_turns(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    session_id: UUID,
+    *,
+    after: int = 0,
+    limit: int = 100,
+    number: int | None = None,
+) -> list[StoredTurn]:
+    rows = await conn.fetch(
+        """
+        SELECT number, record FROM session_turns
+        WHERE session_id = $1 AND number > $2 AND ($4::int IS NULL OR number = $4)
+        ORDER BY number LIMIT $3
+        """,
+        session_id,
+        after,
+        limit,
+        number,
+    )
+    return [
+        StoredTurn.model_validate({**r["record"], "number": r["number"], "session_id": session_id})
+        for r in rows
+    ]
+
+
+async def list_messages(
+    conn: asyncpg.Connection | asyncpg.Pool, session_id: UUID, *, after: int, limit: int
+) -> list[asyncpg.Record]:
+    """The conversation oldest first; ``seq`` is the message's position cursor."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """
+        SELECT id AS seq, item_id, role, text, interrupted, started_at, ended_at, created_at
+        FROM session_messages WHERE session_id = $1 AND id > $2
+        ORDER BY id LIMIT $3
+        """,
+        session_id,
+        after,
+        limit,
+    )
+    return rows
+
+
+async def list_events(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    session_id: UUID,
+    *,
+    offset: int,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Slide transitions, escalations and lifecycle (audit) events, in time order."""
+    rows = await conn.fetch(
+        """
+        SELECT * FROM (
+            SELECT created_at AS at, 'slide.' || action AS type, actor,
+                   jsonb_build_object('version', version, 'from_index', from_index,
+                                      'to_index', to_index, 'paused', paused,
+                                      'reason', reason) AS data,
+                   1 AS source, id AS ord
+            FROM slide_transitions WHERE session_id = $1
+            UNION ALL
+            SELECT created_at, 'escalation.requested', 'agent',
+                   jsonb_build_object('escalation_id', id, 'reason', reason,
+                                      'slide_index', slide_index),
+                   2, 0
+            FROM escalations WHERE session_id = $1
+            UNION ALL
+            SELECT created_at, type, actor, data, 3, id
+            FROM audit_events WHERE session_id = $1
+        ) timeline
+        ORDER BY at, source, ord
+        OFFSET $2 LIMIT $3
+        """,
+        session_id,
+        offset,
+        limit,
+    )
+    return [
+        {"at": r["at"], "type": r["type"], "actor": r["actor"], "data": r["data"]} for r in rows
+    ]
