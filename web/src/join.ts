@@ -3,38 +3,24 @@
 // Reads: its token (URL fragment), GET /v1/participant/session (is the session live, my role,
 // where LiveKit is), the room metadata {"podium": {"slide": …}} (the slide, pushed), the agent's
 // "lk.agent.state" attribute, the "lk.transcription" text streams (captions), remote tracks.
-// Sends: POST /v1/participant/slide (next/previous), and the microphone track.
+// Sends: POST /v1/participant/slide (next/previous/pause/resume), and the microphone track.
 
 import {
   ConnectionState,
   DisconnectReason,
   MediaDeviceFailure,
-  type Participant,
-  type RemoteParticipant,
-  type RemoteTrack,
   Room,
   RoomEvent,
-  Track,
 } from "livekit-client";
 import { ApiError, request } from "./api";
 import { Captions, type Speaker, TRANSCRIPTION_TOPIC } from "./captions";
 import { byId, show } from "./dom";
-import { AudioMeter } from "./meter";
+import { isPresenter, PresenterView } from "./presenter";
 import { SlideView } from "./slides";
 import { forgetToken, readClaims, takeToken, type TokenClaims } from "./token";
 import { type ParticipantSession, type SlideState, slideFromRoomMetadata } from "./types";
 
-const AGENT_STATE = "lk.agent.state";
-const PUBLISH_ON_BEHALF = "lk.publish_on_behalf";
 const RETRY_DELAYS_MS = [1_000, 2_000, 4_000, 8_000, 15_000];
-const STATE_LABELS: Record<string, string> = {
-  initializing: "getting ready",
-  idle: "idle",
-  listening: "listening",
-  thinking: "thinking…",
-  speaking: "speaking",
-};
-
 const el = {
   connection: byId("connection"),
   loading: byId("loading"),
@@ -48,20 +34,13 @@ const el = {
   lobbyMicRow: byId("lobby-mic-row"),
   join: byId<HTMLButtonElement>("join"),
   room: byId("room"),
-  presenter: byId("presenter"),
-  avatar: byId<HTMLVideoElement>("avatar"),
-  audioOnly: byId("audio-only"),
-  audioOnlyLabel: byId("audio-only-label"),
-  agentState: byId("agent-state"),
   mic: byId<HTMLButtonElement>("mic"),
   micLabel: byId("mic-label"),
   micMessage: byId("mic-message"),
-  youSpeaking: byId("you-speaking"),
   leave: byId<HTMLButtonElement>("leave"),
   pause: byId<HTMLButtonElement>("pause"),
   prev: byId<HTMLButtonElement>("prev"),
   next: byId<HTMLButtonElement>("next"),
-  audioSink: byId("audio-sink"),
   toast: byId("toast"),
 };
 
@@ -118,9 +97,8 @@ class JoinPage {
   private room: Room | null = null;
   private readonly slides = new SlideView();
   private readonly captions: Captions;
+  private readonly presenter = new PresenterView();
   private audioContext: AudioContext | null = null;
-  private readonly meters = new Map<string, AudioMeter>();
-  private meterTimer = 0;
   private retry = 0;
   private retryTimer = 0;
   private leaving = false;
@@ -229,6 +207,7 @@ class JoinPage {
     el.join.disabled = true;
     // Created inside the click: browsers let audio start only after a user gesture.
     this.audioContext ??= new AudioContext();
+    this.presenter.audioContext = this.audioContext;
     void this.audioContext.resume();
     this.micWanted = this.canPublish && el.lobbyMic.checked;
     this.slides.setNavigation(this.canPublish);
@@ -255,12 +234,16 @@ class JoinPage {
       .on(RoomEvent.RoomMetadataChanged, (metadata) => {
         this.slides.apply(slideFromRoomMetadata(metadata));
       })
-      .on(RoomEvent.TrackSubscribed, (track, _pub, participant) => this.onTrack(track, participant))
-      .on(RoomEvent.TrackUnsubscribed, (track) => this.onTrackGone(track))
-      .on(RoomEvent.ParticipantConnected, () => this.renderAgent())
-      .on(RoomEvent.ParticipantDisconnected, () => this.renderAgent())
-      .on(RoomEvent.ParticipantAttributesChanged, () => this.renderAgent())
-      .on(RoomEvent.ActiveSpeakersChanged, (speakers) => this.onSpeakers(speakers))
+      .on(RoomEvent.TrackSubscribed, (track, _pub, participant) =>
+        this.presenter.trackAdded(track, participant),
+      )
+      .on(RoomEvent.TrackUnsubscribed, (track) => this.presenter.trackRemoved(track))
+      .on(RoomEvent.ParticipantConnected, () => this.presenter.render(room))
+      .on(RoomEvent.ParticipantDisconnected, () => this.presenter.render(room))
+      .on(RoomEvent.ParticipantAttributesChanged, () => this.presenter.render(room))
+      .on(RoomEvent.ActiveSpeakersChanged, (speakers) =>
+        this.presenter.speakers(speakers, this.room?.localParticipant),
+      )
       .on(RoomEvent.LocalTrackPublished, () => this.renderMic())
       .on(RoomEvent.LocalTrackUnpublished, () => this.renderMic())
       .on(RoomEvent.TrackMuted, () => this.renderMic())
@@ -286,8 +269,8 @@ class JoinPage {
     this.retry = 0;
     this.slides.apply(slideFromRoomMetadata(room.metadata));
     if (!this.slides.current && this.session.has_deck) void this.refreshSlide();
-    this.renderAgent();
-    this.startMeters();
+    this.presenter.render(room);
+    this.presenter.startMeters();
     try {
       await room.startAudio();
     } catch {
@@ -318,7 +301,7 @@ class JoinPage {
   }
 
   private onDisconnected(reason: DisconnectReason | undefined): void {
-    this.stopMeters();
+    this.presenter.stopMeters();
     if (this.leaving) return;
     switch (reason) {
       case DisconnectReason.ROOM_DELETED:
@@ -348,80 +331,8 @@ class JoinPage {
     const room = this.room;
     if (!room || identity === room.localParticipant.identity) return { speaker: "user", label: "You" };
     const participant = room.remoteParticipants.get(identity);
-    if (!participant || this.isPresenter(participant)) return { speaker: "agent", label: "Presenter" };
+    if (!participant || isPresenter(participant)) return { speaker: "agent", label: "Presenter" };
     return { speaker: "other", label: participant.name || participant.identity };
-  }
-
-  private isPresenter(participant: Participant): boolean {
-    return participant.isAgent || Boolean(participant.attributes[PUBLISH_ON_BEHALF]);
-  }
-
-  private agent(): RemoteParticipant | undefined {
-    return [...(this.room?.remoteParticipants.values() ?? [])].find(
-      (p) => p.isAgent && !p.attributes[PUBLISH_ON_BEHALF],
-    );
-  }
-
-  private renderAgent(): void {
-    const agent = this.agent();
-    const state = agent?.attributes[AGENT_STATE] ?? (agent ? "initializing" : "absent");
-    el.presenter.dataset.agentState = state;
-    el.agentState.textContent = agent ? (STATE_LABELS[state] ?? state) : "not here yet";
-    el.audioOnlyLabel.textContent = agent ? "Audio only" : "Waiting for the presenter to join…";
-  }
-
-  private onTrack(track: RemoteTrack, participant: RemoteParticipant): void {
-    if (track.kind === Track.Kind.Audio) {
-      const element = track.attach();
-      el.audioSink.append(element);
-      if (this.isPresenter(participant) && this.audioContext && track.sid) {
-        this.meters.set(track.sid, new AudioMeter(this.audioContext, track.mediaStreamTrack));
-      }
-    } else if (track.kind === Track.Kind.Video && this.isPresenter(participant)) {
-      track.attach(el.avatar);
-      show(el.avatar, true);
-      show(el.audioOnly, false);
-      el.presenter.dataset.video = "on";
-    }
-  }
-
-  private onTrackGone(track: RemoteTrack): void {
-    for (const element of track.detach()) {
-      if (element !== el.avatar) element.remove();
-    }
-    if (track.kind === Track.Kind.Video && el.avatar.srcObject === null) {
-      show(el.avatar, false);
-      show(el.audioOnly, true);
-      delete el.presenter.dataset.video;
-    }
-    if (track.sid) {
-      this.meters.get(track.sid)?.close();
-      this.meters.delete(track.sid);
-    }
-  }
-
-  private startMeters(): void {
-    window.clearInterval(this.meterTimer);
-    this.meterTimer = window.setInterval(() => {
-      let level = 0;
-      for (const meter of this.meters.values()) level = Math.max(level, meter.level());
-      el.presenter.dataset.level = level.toFixed(4);
-      el.presenter.style.setProperty("--level", Math.min(1, level * 6).toFixed(3));
-    }, 50);
-  }
-
-  private stopMeters(): void {
-    window.clearInterval(this.meterTimer);
-    for (const meter of this.meters.values()) meter.close();
-    this.meters.clear();
-    el.presenter.dataset.level = "0";
-    el.presenter.style.setProperty("--level", "0");
-  }
-
-  private onSpeakers(speakers: Participant[]): void {
-    const local = this.room?.localParticipant;
-    show(el.youSpeaking, speakers.some((p) => p === local));
-    el.presenter.classList.toggle("is-speaking", speakers.some((p) => this.isPresenter(p)));
   }
 
   private onPlaybackStatus(): void {
@@ -562,7 +473,7 @@ class JoinPage {
   private teardown(): void {
     this.leaving = true; // our own disconnect must not trigger a reconnect
     window.clearTimeout(this.retryTimer);
-    this.stopMeters();
+    this.presenter.stopMeters();
     const room = this.room;
     this.room = null;
     if (room) void room.disconnect();
