@@ -1,0 +1,102 @@
+"""What a real session leaves behind: a full conversation through a real room produces an
+ordered, complete transcript and turn log with the tools the presenter called and the framework's
+stage timings — and stopping the control plane for 5 s mid-session loses no turn."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from typing import Any
+
+import httpx
+
+from shared.devstack.services import ManagedProcess
+from shared.devstack.stack import EphemeralStack
+from tests.e2e.audience import Audience
+from tests.e2e.conftest import ProductDeck, Sessions
+
+OUTAGE_S = 5.0
+
+
+async def _turns(api: httpx.AsyncClient, sid: str, headers: dict[str, str]) -> list[Any]:
+    resp = await api.get(f"/v1/sessions/{sid}/turns", headers=headers)
+    assert resp.status_code == 200, resp.text
+    items: list[Any] = resp.json()["items"]
+    return items
+
+
+async def test_a_session_yields_an_ordered_complete_turn_log_through_a_control_plane_outage(
+    api: httpx.AsyncClient,
+    product_deck: ProductDeck,
+    new_session: Sessions,
+    control_plane: EphemeralStack,
+    worker: ManagedProcess,
+) -> None:
+    session = await new_session(product_deck.deck_id, paused=True)
+    sid = session["session_id"]
+    owner = product_deck.owner.headers
+    async with Audience(session["livekit_url"], session["token"]) as ada:
+        await ada.until(
+            lambda: any(s.startswith("Hello, Ada") for s in ada.agent_said()), 60, "no greeting"
+        )
+        await ada.until_silent(1.0, 30)
+
+        asked, _ = await ada.say("How much does it cost?")
+        await ada.until(
+            lambda: any("slide 4" in s for s in ada.agent_said(asked)), 30, "no pricing answer"
+        )
+        await ada.until_silent(1.0, 30)
+
+        # The control plane goes away; the user keeps talking to the presenter meanwhile.
+        proc = control_plane.api_process
+        assert proc is not None
+        proc.signal(signal.SIGKILL)
+        proc.stop()
+        down_at = time.perf_counter()
+        asked, _ = await ada.say("Tell me about the team.")
+        await ada.until(lambda: ada.agent_said(asked), 30, "no answer while it was down")
+        await asyncio.sleep(max(0.0, OUTAGE_S - (time.perf_counter() - down_at)))
+        control_plane.start_control_plane(**control_plane._api_overrides)
+        await ada.until_silent(1.0, 30)
+
+        asked, _ = await ada.say("Go to the next slide.")
+        await ada.until(lambda: ada.slide["index"] == 2, 30, "next slide did not happen")
+        await ada.until_silent(1.0, 30)
+
+    ended = await api.post(f"/v1/sessions/{sid}/end", headers=owner)
+    assert ended.status_code == 200, ended.text
+
+    for _ in range(60):  # the worker sends its last records as its job ends
+        if len(turns := await _turns(api, sid, owner)) >= 3:
+            break
+        await asyncio.sleep(0.5)
+    print("\nturns:", *[(t["number"], t["user_text"], t["agent_text"]) for t in turns], sep="\n  ")
+    asked_in_order = [t["user_text"] for t in turns if t["user_text"]]
+    assert len(asked_in_order) == 3, asked_in_order
+    assert "cost" in asked_in_order[0].lower()
+    assert "team" in asked_in_order[1].lower()
+    assert "next" in asked_in_order[2].lower()
+    assert [t["number"] for t in turns] == list(range(1, len(turns) + 1))
+
+    pricing, outage, navigation = (t for t in turns if t["user_text"])
+    assert [c["name"] for c in pricing["tool_calls"]] == ["search_slides"]
+    assert "Pricing" in (pricing["tool_calls"][0]["output"] or "")
+    assert "slide 4" in (pricing["agent_text"] or "")
+    # The framework's stage timings and who served each stage.
+    timing = pricing["timings"]
+    for stage in ("end_of_turn_delay", "transcription_delay", "llm_ttft", "e2e_latency"):
+        assert timing[stage] is not None and timing[stage] >= 0, (stage, timing)
+    assert {c["stage"] for c in pricing["calls"]} >= {"llm", "tts"}
+    assert all(c["request_id"] for c in pricing["calls"] if c["stage"] == "llm")
+    assert "llm" in pricing["providers"]
+    # Navigation records the tool and the slide before and after.
+    assert [c["name"] for c in navigation["tool_calls"]] == ["next_slide"]
+    assert (navigation["slide_before"], navigation["slide_after"]) == (1, 2)
+    assert outage["agent_text"]
+
+    transcript = (await api.get(f"/v1/sessions/{sid}/transcript", headers=owner)).json()
+    users = [i["text"] for i in transcript["items"] if i["role"] == "user"]
+    assert users == asked_in_order
+    vtt = await api.get(f"/v1/sessions/{sid}/transcript?format=vtt", headers=owner)
+    assert vtt.text.startswith("WEBVTT") and "<v User>" in vtt.text
