@@ -13,7 +13,6 @@ import re
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
-from uuid import UUID
 
 from fastapi import APIRouter
 from fastapi import Path as PathParam
@@ -85,9 +84,13 @@ def _built(dist: Path, name: str) -> Path:
 
 
 @router.get("/join/{session_id}", include_in_schema=False)
-async def join_page(settings: Settings, session_id: UUID) -> FileResponse:
-    """The join page; it reads its token from the URL fragment (``#token=``)."""
-    del session_id  # the page reads it from its own URL and checks it against the token
+async def join_page(settings: Settings, session_id: str) -> FileResponse:
+    """The join page; it reads its token from the URL fragment (``#token=``).
+
+    Any ``session_id`` gets the page: it compares the id with its token's and explains a
+    mangled link in words, where a JSON error would only puzzle the person who clicked it.
+    """
+    del session_id
     return FileResponse(
         _built(settings.web_dist, "join.html"),
         media_type=_MEDIA_TYPES[".html"],

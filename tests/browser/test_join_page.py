@@ -151,6 +151,7 @@ async def test_a_newcomer_starts_a_session_on_the_demo_page_and_talks_to_the_pre
         await page.click("#join")
 
         await expect(page.locator("#connection")).to_have_text("Connected", timeout=20_000)
+        await expect(page.locator("#mic")).to_be_focused()  # keyboard users land on a control
         await expect(page.locator("#slide-counter")).to_have_text("Slide 1 of 8")
         first = await slide_on(page)
         assert first["image"].endswith("/slide-001.jpg"), first
@@ -307,6 +308,9 @@ async def test_expired_and_broken_links_explain_themselves(
 
         page = await opened(f"{control_plane.api_url}/join/{sid}")
         await expect(page.locator("#notice-title")).to_have_text("This link is incomplete")
+
+        page = await opened(f"{control_plane.api_url}/join/{sid[:-4]}#token={created['token']}")
+        await expect(page.locator("#notice-title")).to_have_text("This link is not valid")
 
         await api.post(f"/v1/sessions/{sid}/end", headers=tenant.headers)
         page = await opened(created["join_url"])

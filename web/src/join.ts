@@ -129,8 +129,8 @@ class JoinPage {
       notice("This link is not valid", "The access token in the link could not be read. Ask the organiser for a new link.");
       return;
     }
-    if (this.claims.sessionId && this.claims.sessionId !== this.sessionId) {
-      notice("This link is not valid", "The access token belongs to another session. Ask the organiser for a new link.");
+    if (this.claims.sessionId !== this.sessionId) {
+      notice("This link is not valid", "The link is damaged or belongs to another session. Ask the organiser for a new link.");
       return;
     }
     if (this.expired()) return;
@@ -217,6 +217,8 @@ class JoinPage {
     show(el.mic, this.canPublish);
     this.renderMic();
     screen("room");
+    // Keyboard users land on the first control instead of the top of the page.
+    (this.canPublish ? el.mic : el.leave).focus();
     this.bindKeys();
     el.leave.onclick = () => this.leave();
     el.mic.onclick = () => void this.toggleMic();
