@@ -28,6 +28,7 @@ from control_plane.livekit_gateway import LiveKitGateway
 from control_plane.metrics import MetricsMiddleware, MetricsRefresher
 from control_plane.metrics import router as metrics_router
 from control_plane.migrate import apply_migrations
+from control_plane.sessions.lifecycle import LifecycleSweeper
 from control_plane.sessions.liveness import JobLiveness, Watchdog
 from control_plane.sessions.resume import Resumer
 from control_plane.sessions.router import router as sessions_router
@@ -39,6 +40,8 @@ from control_plane.storage import LocalStorage, UrlSigner
 from control_plane.tenants.service import KeyCache
 from control_plane.transcripts.router import router as transcripts_router
 from control_plane.web.router import router as web_router
+from control_plane.webhooks.router import router as webhooks_router
+from control_plane.webhooks.sender import WebhookSender
 from shared.settings import ControlPlaneSettings
 
 logger = logging.getLogger(__name__)
@@ -110,6 +113,8 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
                     Resumer(pool, redis, gateway, settings).job_silent,
                     grace_s=settings.job_silence_seconds,
                 ),
+                LifecycleSweeper(pool, gateway, settings),
+                WebhookSender(pool, settings),
             ):
                 application.state.slides = slides
                 logger.info("control plane ready", extra={"environment": settings.environment})
@@ -155,4 +160,5 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
     app.include_router(conversation_router)
     app.include_router(livekit_webhook_router)
     app.include_router(transcripts_router)
+    app.include_router(webhooks_router)
     return app

@@ -156,6 +156,36 @@ class ControlPlaneSettings(_Base):
     metrics_refresh_seconds: float = Field(
         default=5, gt=0, description="How often fleet, session and deck gauges are refreshed."
     )
+    # Session lifecycle: the sweeper ends sessions nobody ends (reason recorded).
+    session_max_duration_seconds: float = Field(
+        default=4 * 3600, gt=0, description="A session still open this long after it began ends."
+    )
+    session_idle_timeout_seconds: float = Field(
+        default=900,
+        gt=0,
+        description="An active session in which nobody (user or presenter) spoke for this long "
+        "ends ('idle_timeout').",
+    )
+    session_no_show_seconds: float = Field(
+        default=900, gt=0, description="A session nobody joined this long after creation ends."
+    )
+    lifecycle_sweep_seconds: float = Field(
+        default=10, gt=0, description="How often the lifecycle sweeper looks for such sessions."
+    )
+    # Integrator webhooks (signed, retried from the durable outbox).
+    webhook_max_attempts: int = Field(default=10, ge=1, le=50)
+    webhook_retry_base_seconds: float = Field(
+        default=5, gt=0, description="First retry delay; doubles each attempt, up to the max."
+    )
+    webhook_retry_max_seconds: float = Field(default=3600, gt=0)
+    webhook_timeout_seconds: float = Field(default=10, gt=0, le=60)
+    webhook_poll_seconds: float = Field(
+        default=0.5, gt=0, description="How often the sender looks for due deliveries."
+    )
+    webhook_allow_private_urls: bool | None = Field(
+        default=None,
+        description="Allow endpoints on loopback/private addresses; default: not in prod.",
+    )
 
     @model_validator(mode="after")
     def _openai_needs_a_key(self) -> ControlPlaneSettings:

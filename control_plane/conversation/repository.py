@@ -28,7 +28,7 @@ async def add_messages(
             for m in messages
         ],
     )
-    if any(m.role == "user" for m in messages):
+    if messages:  # someone spoke: the session is not idle
         await conn.execute("UPDATE sessions SET last_activity_at = now() WHERE id = $1", session_id)
 
 

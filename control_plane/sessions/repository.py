@@ -76,6 +76,18 @@ async def mark_ended(
     return row
 
 
+async def note_ending(
+    conn: asyncpg.Connection | asyncpg.Pool, session_id: UUID, reason: str | None
+) -> None:
+    """Say why a live session is about to end (None: it is not, after all), so LiveKit's
+    room_finished webhook for the room we are closing records our reason, not its own."""
+    await conn.execute(
+        "UPDATE sessions SET end_reason = $2 WHERE id = $1 AND status <> 'ended'",
+        session_id,
+        reason,
+    )
+
+
 async def mark_started(conn: asyncpg.Connection | asyncpg.Pool, session_id: UUID) -> None:
     await conn.execute(
         """

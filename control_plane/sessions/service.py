@@ -14,7 +14,7 @@ from control_plane.conversation import repository as conversation
 from control_plane.decks.service import DeckService
 from control_plane.errors import NotFound, PodiumError, SessionEnded, UpstreamUnavailable
 from control_plane.livekit_gateway import LiveKitGateway
-from control_plane.sessions import repository
+from control_plane.sessions import lifecycle, repository
 from control_plane.sessions.schemas import (
     ParticipantSpec,
     ParticipantToken,
@@ -187,20 +187,9 @@ class SessionService:
         row = await self._load(tenant_id, session_id)
         if row["status"] == "ended":
             return to_public(row)
-        # Close the room first: if LiveKit refuses, the session stays live and the call can
-        # be retried.
-        await self._livekit.delete_room(row["room"])
-        ended = await repository.mark_ended(self._pool, session_id, reason)
+        ended = await lifecycle.finish(self._pool, self._livekit, row, reason, actor="api")
         if ended is None:  # a concurrent call ended it first
             return to_public(await self._load(tenant_id, session_id))
-        await repository.insert_audit_event(
-            self._pool,
-            tenant_id=tenant_id,
-            session_id=session_id,
-            actor="api",
-            type="session.ended",
-            data={"reason": reason},
-        )
         return to_public(ended)
 
     async def context_for_worker(self, session_id: UUID) -> SessionContext:

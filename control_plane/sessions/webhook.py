@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
+import asyncpg
 from fastapi import APIRouter, Header, Request, status
 from livekit import api
 
 from control_plane.deps import LiveKit, Pool, RedisClient, Settings
 from control_plane.errors import PodiumError, Unauthorized
-from control_plane.sessions.resume import Resumer
+from control_plane.sessions import lifecycle
+from control_plane.sessions import repository as sessions
+from control_plane.sessions.resume import Resumer, session_of_room
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +48,22 @@ async def livekit_webhook(
         event = receiver.receive(body, authorization.removeprefix("Bearer "))
     except Exception as exc:  # the SDK raises bare Exception for a bad hash or token
         raise Unauthorized("The webhook signature does not verify.") from exc
-    if event.event == "participant_left" and (
+    if event.event == "room_finished":
+        # LiveKit closed the room (everyone left and its empty timeout passed, or it was
+        # deleted): the session is over.
+        await _room_finished(pool, event.room.name)
+    elif event.event == "participant_left" and (
         event.participant.kind == api.ParticipantInfo.Kind.AGENT
     ):
         await Resumer(pool, redis, livekit, settings).agent_left(
             event.room.name, event.participant.sid
         )
+
+
+async def _room_finished(pool: asyncpg.Pool, room: str) -> None:
+    session_id = session_of_room(room)
+    row = await sessions.get_by_id(pool, session_id) if session_id else None
+    if row is not None and row["status"] != "ended":
+        # A room we closed ourselves ends with the reason we noted before closing it.
+        reason = row["end_reason"] or "room_finished"
+        await lifecycle.finish(pool, None, row, reason, actor="livekit")

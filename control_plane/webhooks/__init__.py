@@ -1,0 +1,1 @@
+"""Integrator webhooks: endpoints, the signed delivery outbox and its sender."""
