@@ -1,4 +1,5 @@
-"""The worker's ops endpoint: ``/readyz`` (fails while draining) and Prometheus ``/metrics``.
+"""The worker's ops endpoint: ``/readyz`` (ready once registered and warm, 503 from the first
+SIGTERM on) and Prometheus ``/metrics``.
 
 The framework's own health route (``PODIUM_HTTP_PORT``, ``/``) stays the liveness probe: it
 answers 200 through a drain, which is what keeps Kubernetes from killing a pod that is still
@@ -72,11 +73,21 @@ class OpsServer:
     """``/readyz`` and ``/metrics`` on their own port (the framework's app is built in run())."""
 
     def __init__(
-        self, server: AgentServer, max_sessions: int, drain: asyncio.Event, host: str, port: int
+        self,
+        server: AgentServer,
+        max_sessions: int,
+        num_idle_processes: int,
+        drain: asyncio.Event,
+        host: str,
+        port: int,
     ) -> None:
         self._server = server
         self._max_sessions = max_sessions
         self._drain = drain
+        # Ready only once warm: a rollout then waits for replacements that can take a session
+        # without a cold start. Later dips (a job took the warm process, a new one is forking)
+        # do not flap readiness.
+        self._warmed = num_idle_processes == 0
         self._host = host
         self._port = port
         app = web.Application()
@@ -96,6 +107,9 @@ class OpsServer:
             return web.json_response({"status": "draining"}, status=503)
         if not snap.registered:
             return web.json_response({"status": "not_registered"}, status=503)
+        self._warmed = self._warmed or snap.idle_processes > 0 or snap.active_jobs > 0
+        if not self._warmed:
+            return web.json_response({"status": "warming"}, status=503)
         return web.json_response({"status": "ready", "active_jobs": snap.active_jobs})
 
     async def _metrics(self, _: web.Request) -> web.Response:

@@ -23,6 +23,10 @@ logger = logging.getLogger(__name__)
 
 
 _FULL = 0.999  # the framework requires a threshold below 1 in production mode
+# Prewarming a job process (Silero, Whisper) takes ~0.6 s on an idle core, but over 10 s (the
+# framework's default limit) on a saturated node, where the process was killed and the worker
+# registered with no warm process at all.
+_PROCESS_INIT_TIMEOUT_S = 30.0
 
 
 def session_slot_load(max_sessions: int, server: AgentServer) -> float:
@@ -38,6 +42,7 @@ def build_server(settings: WorkerSettings, job_config: JobConfig) -> AgentServer
         port=settings.http_port,
         num_idle_processes=settings.num_idle_processes,
         drain_timeout=settings.drain_timeout_seconds,
+        initialize_process_timeout=_PROCESS_INIT_TIMEOUT_S,
         # Load is the share of session slots in use, not CPU: on small shared hosts the CPU
         # reading spikes at start-up and made the worker refuse its first job. Capacity per
         # worker comes from the capacity benchmark, and the fleet scales on the same count.
@@ -87,7 +92,12 @@ async def serve(server: AgentServer, settings: WorkerSettings) -> None:
         stack.push_async_callback(reporter.aclose)
         if settings.ops_port is not None:
             ops = OpsServer(
-                server, settings.max_sessions, signals.drain, settings.http_host, settings.ops_port
+                server,
+                settings.max_sessions,
+                settings.num_idle_processes,
+                signals.drain,
+                settings.http_host,
+                settings.ops_port,
             )
             await ops.start()
             stack.push_async_callback(ops.aclose)

@@ -182,116 +182,122 @@ async def test_sigterm_drains_a_worker_without_cutting_its_session(
     fleet_stack: EphemeralStack, owner: tuple[TenantKey, str], api: httpx.AsyncClient
 ) -> None:
     tenant, deck_id = owner
-    a = start_worker(fleet_stack, "drain-a")
+    workers = [start_worker(fleet_stack, "drain-a"), start_worker(fleet_stack, "drain-b")]
+    async with httpx.AsyncClient(timeout=2) as probe:
+        for w in workers:
+            # readiness waits for a warm job process: a session needs no cold start
+            await eventually(
+                lambda w=w: _status(probe, f"{w.ops_url}/readyz", 200),
+                60,
+                f"{w.name} never became ready (warm)",
+            )
+        view = await eventually(
+            lambda: _all_ready(api, [w.name for w in workers]), 10, "no ready heartbeats"
+        )
+        assert all(view[w.name]["idle_processes"] >= 1 for w in workers)
 
-    # Session 1 on worker A (the only worker), with Ada in the room and the greeting done.
-    resp = await api.post(
-        "/v1/sessions",
-        headers=tenant.headers,
-        json={"deck_id": deck_id, "participant": {"identity": "ada", "name": "Ada"}},
-    )
-    assert resp.status_code == 201, resp.text
-    first = resp.json()
-    # Presentation paused, so the slide only moves when Ada asks (a turn the agent must take).
-    pause = await api.post(
-        f"/v1/sessions/{first['session_id']}/slide",
-        headers={**tenant.headers, "Idempotency-Key": "drain-pause"},
-        json={"action": "pause"},
-    )
-    assert pause.status_code == 200, pause.text
-    samples, rate = espeak("Next slide, please.")
-    ada = Participant()
-    source = await ada.join(first, rate)
-    second: dict[str, Any] | None = None
-    try:
-        await within(ada.greeted, 60, "the agent never finished greeting")
+        # Session 1, with Ada in the room and the greeting done. Presentation paused, so the
+        # slide only moves when Ada asks: a turn the presenter must take.
+        resp = await api.post(
+            "/v1/sessions",
+            headers=tenant.headers,
+            json={"deck_id": deck_id, "participant": {"identity": "ada", "name": "Ada"}},
+        )
+        assert resp.status_code == 201, resp.text
+        first = resp.json()
+        pause = await api.post(
+            f"/v1/sessions/{first['session_id']}/slide",
+            headers={**tenant.headers, "Idempotency-Key": "drain-pause"},
+            json={"action": "pause"},
+        )
+        assert pause.status_code == 200, pause.text
+        samples, rate = espeak("Next slide, please.")
+        ada = Participant()
+        source = await ada.join(first, rate)
+        second: dict[str, Any] | None = None
+        try:
+            await within(ada.greeted, 60, "the agent never finished greeting")
 
-        async def a_holds_the_room() -> bool:
-            me = (await fleet(api)).get("drain-a")
-            return me is not None and first["room"] in me["rooms"]
+            async def holder_of_session_1() -> str | None:
+                view = await fleet(api)
+                return next((n for n, w in view.items() if first["room"] in w["rooms"]), None)
 
-        await eventually(a_holds_the_room, 10, "worker A did not report session 1's room")
-        agents_before = ada.agent_identities()
-        assert len(agents_before) == 1
-
-        b = start_worker(fleet_stack, "drain-b")
-        await eventually(lambda: _ready(api, "drain-b"), 10, "worker B did not heartbeat as ready")
-        # B is warm: a prewarmed job process waits for its first session
-        assert (await fleet(api))["drain-b"]["idle_processes"] >= 1
-        async with httpx.AsyncClient(timeout=2) as probe:
-            assert (await probe.get(f"{a.ops_url}/readyz")).status_code == 200
-            serving = (await probe.get(f"{a.ops_url}/metrics")).text
+            held_by = await eventually(holder_of_session_1, 10, "no worker reported session 1")
+            x = next(w for w in workers if w.name == held_by)  # the worker we drain
+            y = next(w for w in workers if w.name != held_by)  # the one that stays
+            agents_before = ada.agent_identities()
+            assert len(agents_before) == 1
+            serving = (await probe.get(f"{x.ops_url}/metrics")).text
             assert _sample(serving, "podium_worker_active_jobs") == 1
             assert _sample(serving, "podium_worker_draining") == 0
             assert _sample(serving, "podium_worker_load") == 0.5  # 1 of 2 slots
 
-            # --- SIGTERM worker A while it holds session 1 ---
+            # --- SIGTERM the worker that holds session 1 ---
             signalled_at = time.perf_counter()
-            a.sigterm()
-
-            async def a_not_ready() -> bool:
-                return (await probe.get(f"{a.ops_url}/readyz")).status_code == 503
-
-            await eventually(a_not_ready, 3, "A's readiness did not fail")
+            x.sigterm()
+            await eventually(
+                lambda: _status(probe, f"{x.ops_url}/readyz", 503), 3, "readiness did not fail"
+            )
             draining = await eventually(
-                lambda: _draining(api, "drain-a"), 5, "the fleet view did not show A draining"
+                lambda: _draining(api, x.name), 5, "the fleet view did not show it draining"
             )
             assert first["room"] in draining["rooms"]
-            ready_to_draining_s = time.perf_counter() - signalled_at
-            drained = (await probe.get(f"{a.ops_url}/metrics")).text
+            not_ready_s = time.perf_counter() - signalled_at
+            drained = (await probe.get(f"{x.ops_url}/metrics")).text
             assert _sample(drained, "podium_worker_draining") == 1
             assert _sample(drained, "podium_worker_active_jobs") == 1
 
-        # New sessions go to worker B meanwhile.
-        t0 = time.perf_counter()
-        resp = await api.post(
-            "/v1/sessions", headers=tenant.headers, json={"participant": {"name": "Bo"}}
-        )
-        assert resp.status_code == 201, resp.text
-        second = resp.json()
-        heard = await listen_for_agent_voice(
-            second["livekit_url"], second["token"], timeout_s=30, started_at=t0
-        )
+            # Session 1 goes on: the draining worker's presenter hears Ada, moves the slide
+            # and answers, the same agent throughout.
+            assert ada.slide_index() == 1
+            said_at = time.perf_counter()
+            await speak(source, samples)
+            await eventually(
+                _async(lambda: ada.slide_index() == 2),
+                30,
+                "the draining worker's presenter did not move the slide",
+            )
+            await eventually(
+                _async(lambda: any(t > said_at for t in ada.voice_at)),
+                30,
+                "the draining worker's presenter did not answer",
+            )
+            assert x.process.alive()
+            assert ada.agent_identities() == agents_before
 
-        async def b_holds_it() -> dict[str, dict[str, Any]] | None:
-            view = await fleet(api)
-            return view if second["room"] in view["drain-b"]["rooms"] else None
+            # New sessions go to the other worker meanwhile.
+            t0 = time.perf_counter()
+            resp = await api.post(
+                "/v1/sessions", headers=tenant.headers, json={"participant": {"name": "Bo"}}
+            )
+            assert resp.status_code == 201, resp.text
+            second = resp.json()
+            heard = await listen_for_agent_voice(
+                second["livekit_url"], second["token"], timeout_s=30, started_at=t0
+            )
 
-        view = await eventually(b_holds_it, 5, "worker B did not report session 2's room")
-        assert second["room"] not in view["drain-a"]["rooms"]
+            async def y_holds_it() -> dict[str, dict[str, Any]] | None:
+                view = await fleet(api)
+                return view if second["room"] in view[y.name]["rooms"] else None
 
-        # Session 1 goes on with A's presenter: it hears Ada, moves the slide and answers.
-        assert a.process.alive()
-        assert ada.agent_identities() == agents_before
-        assert ada.slide_index() == 1
-        said_at = time.perf_counter()
-        await speak(source, samples)
+            view = await eventually(y_holds_it, 5, "the other worker did not report session 2")
+            assert second["room"] not in view[x.name]["rooms"]
+            assert x.process.alive()
+            assert ada.agent_identities() == agents_before
+        finally:
+            await ada.leave()
 
-        async def moved() -> bool:
-            return ada.slide_index() == 2
-
-        await eventually(moved, 30, "the draining worker's presenter did not move the slide")
-        await eventually(
-            _async(lambda: any(t > said_at for t in ada.voice_at)),
-            30,
-            "the draining worker's presenter did not answer",
-        )
-        assert a.process.alive()
-        assert ada.agent_identities() == agents_before  # the same agent, never replaced
-    finally:
-        await ada.leave()
-
-    # The session ends naturally: then, and only then, A exits — with 0.
+    # The session ends naturally: then, and only then, the drained worker exits — with 0.
     ended_at = time.perf_counter()
     ended = await api.post(f"/v1/sessions/{first['session_id']}/end", headers=tenant.headers)
     assert ended.status_code == 200, ended.text
-    code = await asyncio.to_thread(a.exit_code, 60)
-    assert code == 0, f"worker A exited with {code}; see {a.process.log_path}"
+    code = await asyncio.to_thread(x.exit_code, 60)
+    assert code == 0, f"{x.name} exited with {code}; see {x.process.log_path}"
     exit_s = time.perf_counter() - ended_at
-    log = a.process.log_path.read_text()
+    log = x.process.log_path.read_text()
     assert "drained, no jobs running" in log
     assert "drain timed out" not in log
-    assert "drain-a" not in await fleet(api)  # it said goodbye instead of ageing out
+    assert x.name not in await fleet(api)  # it said goodbye instead of ageing out
 
     # The control plane saw both joins (session created -> agent joined).
     async def joins_counted() -> bool:
@@ -300,25 +306,30 @@ async def test_sigterm_drains_a_worker_without_cutting_its_session(
 
     await eventually(joins_counted, 10, "the join-time histogram did not count both joins")
 
-    # B kept serving throughout.
-    assert b.process.alive()
+    # The other worker kept serving throughout.
+    assert y.process.alive()
     assert second is not None
     await api.post(f"/v1/sessions/{second['session_id']}/end", headers=tenant.headers)
     print(
-        f"\ndrain: readiness 503 and fleet 'draining' {ready_to_draining_s:.2f} s after "
-        f"SIGTERM; session 2 on B heard after {heard.first_voice_s:.2f} s; "
-        f"A exited {exit_s:.2f} s after session 1 ended"
+        f"\ndrain: readiness 503 and fleet 'draining' {not_ready_s:.2f} s after SIGTERM; "
+        f"session 2 on the other worker heard after {heard.first_voice_s:.2f} s; "
+        f"the drained worker exited {exit_s:.2f} s after session 1 ended"
     )
+
+
+async def _status(probe: httpx.AsyncClient, url: str, code: int) -> bool:
+    return (await probe.get(url)).status_code == code
+
+
+async def _all_ready(api: httpx.AsyncClient, names: list[str]) -> dict[str, dict[str, Any]] | None:
+    view = await fleet(api)
+    ok = all(n in view and not view[n]["draining"] and view[n]["livekit_worker_id"] for n in names)
+    return view if ok else None
 
 
 def _sample(text: str, name: str) -> float | None:
     match = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.MULTILINE)
     return float(match.group(1)) if match else None
-
-
-async def _ready(api: httpx.AsyncClient, name: str) -> bool:
-    me = (await fleet(api)).get(name)
-    return me is not None and not me["draining"] and me["livekit_worker_id"] != ""
 
 
 async def _draining(api: httpx.AsyncClient, name: str) -> dict[str, Any] | None:
