@@ -42,6 +42,8 @@ class ChatScript:
     def __init__(self) -> None:
         self.default = Reply(text="Okay.")
         self._replies: deque[Reply] = deque()
+        self._last_turn: tuple[str, int] | None = None
+        self._last_reply: Reply | None = None
 
     def push_reply(
         self, text: str = "", tool_calls: Sequence[tuple[str, Mapping[str, Any]]] = ()
@@ -50,6 +52,17 @@ class ChatScript:
 
     def next(self) -> Reply:
         return self._replies.popleft() if self._replies else self.default
+
+    def reply_for(self, messages: list[dict[str, Any]]) -> Reply:
+        """The next reply; a request that asks the same turn as the request before it gets
+        that request's reply again, as a deterministic model would give. The framework asks a
+        turn twice when it discards a preemptive generation (the chat changed under it, e.g.
+        a barge-in added the interrupted sentence) and when it retries."""
+        turn = _turn_of(messages)
+        if turn == self._last_turn and self._last_reply is not None:
+            return self._last_reply
+        self._last_turn, self._last_reply = turn, self.next()
+        return self._last_reply
 
 
 class OpenAIFake(FakeServer):
@@ -95,7 +108,7 @@ class OpenAIFake(FakeServer):
             return refusal
         if not body.get("stream"):
             return _error(400, "fake serves only stream=true", "invalid_request_error")
-        reply, cid = self.llm.next(), f"chatcmpl-{next(_ids)}"
+        reply, cid = self.llm.reply_for(body["messages"]), f"chatcmpl-{next(_ids)}"
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
@@ -177,6 +190,15 @@ class OpenAIFake(FakeServer):
     async def _sse(self, request: web.Request, datas: list[str]) -> web.StreamResponse:
         payloads = [f"data: {data}\n\n".encode() for data in datas]
         return await self.stream_response(request, payloads, "text/event-stream")
+
+
+def _turn_of(messages: list[dict[str, Any]]) -> tuple[str, int] | None:
+    """Which turn a request asks: the user's last message, and how many messages (tool calls
+    and their results) came after it."""
+    users = [n for n, m in enumerate(messages) if m.get("role") == "user"]
+    if not users:
+        return None
+    return json.dumps(messages[users[-1]].get("content")), len(messages) - users[-1]
 
 
 def _chunk(cid: str, model: str, choices: list[Any], with_usage: bool) -> dict[str, Any]:
