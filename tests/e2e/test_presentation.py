@@ -164,7 +164,7 @@ async def test_a_session_survives_the_loss_of_its_worker(
     assert escalations.status_code == 200, escalations.text
     [record] = escalations.json()
     said = [line["text"] for line in record["transcript"]]
-    assert said[0].startswith("Hello, Ada")  # from the first worker
+    assert said[0].startswith("Hello, Ada"), said  # from the first worker
     assert RESUMED in said  # from the second
     assert "real person" in (record["last_question"] or "").lower()
     assert record["slide_index"] >= 2
