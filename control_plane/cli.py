@@ -88,5 +88,18 @@ def create_tenant_cmd(
     typer.echo("Store the key now: it is not shown again.", err=True)
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def replay(ctx: typer.Context) -> None:
+    """Re-drive a session's recorded turns through the presenter (text mode) and compare:
+    podium replay SESSION [--turn N] [--llm local|openai:MODEL] [--plot FILE.png].
+    Reads PODIUM_API_URL and PODIUM_API_KEY (a tenant key); see --help of the worker tool."""
+    import subprocess
+    import sys
+
+    # The presenter lives in the worker package; the control plane never imports it.
+    done = subprocess.run([sys.executable, "-m", "agent_worker.replay", *ctx.args], check=False)
+    raise typer.Exit(done.returncode)
+
+
 def main() -> None:
     app()
