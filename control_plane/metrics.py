@@ -1,10 +1,10 @@
-"""Prometheus metrics of the control plane: HTTP, sessions, join time, decks and the fleet.
+"""Prometheus metrics of the control plane: HTTP, sessions, join and turn latency, decks, fleet.
 
 Request metrics come from a middleware. Everything else is read from the source of truth by
 :class:`MetricsRefresher`, an owned task: gauges (open sessions, decks by status, the fleet and
-its desired size) on every replica, and histograms of completed joins and ingestions on one
-replica at a time (a Redis lease), resuming from a watermark in Redis, so summing over
-replicas counts each join once.
+its desired size) on every replica, and histograms of completed joins, ingestions and logged
+turns on one replica at a time (a Redis lease), resuming from watermarks in Redis, so summing
+over replicas counts each one once.
 """
 
 from __future__ import annotations
@@ -46,6 +46,17 @@ JOIN_SECONDS = Histogram(
     "Session created to the agent's job reporting it joined the room.",
     buckets=(0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30),
 )
+TURN_SECONDS = Histogram(
+    "podium_turn_latency_seconds",
+    "End of the user's speech to the agent's first audio, per turn (the turn log's e2e_latency).",
+    buckets=(0.25, 0.5, 0.75, 1, 1.25, 1.5, 2, 3, 5, 10),
+)
+TURN_STAGE_SECONDS = Histogram(
+    "podium_turn_stage_seconds",
+    "Per-stage delays of each turn: end of turn, transcription, LLM first token, TTS first byte.",
+    ["stage"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 5),
+)
 DECKS = Gauge("podium_decks", "Decks by ingestion status.", ["status"])
 INGEST_SECONDS = Histogram(
     "podium_deck_ingestion_seconds",
@@ -73,6 +84,7 @@ _DECK_STATUSES = ("pending", "processing", "ready", "failed")
 _LEASE_KEY = "podium:metrics:observer"
 _JOIN_MARK = "podium:metrics:join_watermark"
 _INGEST_MARK = "podium:metrics:ingest_watermark"
+_TURN_MARK = "podium:metrics:turn_watermark"
 
 router = APIRouter(tags=["health"])
 
@@ -204,6 +216,30 @@ class MetricsRefresher:
             INGESTED_SLIDES.inc(slides)
         if ingested:
             await self._redis.set(_INGEST_MARK, ingested[-1][0].isoformat())
+
+        turns = await repository.turn_timings_since(self._pool, await self._turn_watermark())
+        for _, e2e, stages in turns:
+            if e2e is not None:
+                TURN_SECONDS.observe(e2e)
+            for stage, seconds in stages.items():
+                TURN_STAGE_SECONDS.labels(stage.removesuffix("_delay")).observe(seconds)
+        if turns:
+            await self._redis.set(_TURN_MARK, str(turns[-1][0]))
+
+    async def _turn_watermark(self) -> int:
+        """The last turn id observed; a fresh Redis starts at the newest.
+
+        Ids follow insertion, not commit: a turn whose transaction commits after a higher id
+        was observed is skipped. Rare (one job writes a session's turns in order) and only a
+        metric; the turn log itself is complete.
+        """
+        value = await self._redis.get(_TURN_MARK)
+        if value is None:
+            await self._redis.set(
+                _TURN_MARK, str(await repository.last_turn_id(self._pool)), nx=True
+            )
+            value = await self._redis.get(_TURN_MARK)
+        return int(value) if value is not None else 0
 
     async def _watermark(self, key: str) -> datetime:
         """Where the last observer stopped; a fresh Redis starts now (history is not replayed)."""

@@ -1,7 +1,8 @@
-"""SQL the fleet and the metrics read: counts and new completions, never tenant content."""
+"""SQL the fleet and the metrics read: counts, completions and timings, never tenant content."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import TypeAlias
 
@@ -63,3 +64,47 @@ async def ingested_since(conn: Conn, after: datetime) -> list[tuple[datetime, fl
         _BATCH,
     )
     return [(r["ready_at"], float(r["ingest_s"]), int(r["slides_total"])) for r in rows]
+
+
+# The turn log's per-stage timings (seconds), as the worker recorded them (shared TurnTimings).
+TURN_STAGES = ("end_of_turn_delay", "transcription_delay", "llm_ttft", "tts_ttfb")
+
+
+async def last_turn_id(conn: Conn) -> int:
+    return int(await conn.fetchval("SELECT coalesce(max(id), 0) FROM session_turns"))
+
+
+async def turn_timings_since(
+    conn: Conn, after_id: int
+) -> list[tuple[int, float | None, dict[str, float]]]:
+    """(id, end of speech → agent audio, stage delays) of turns logged after ``after_id``."""
+    rows = await conn.fetch(
+        """
+        SELECT id, record->'timings' AS timings FROM session_turns
+        WHERE id > $1 ORDER BY id LIMIT $2
+        """,
+        after_id,
+        _BATCH,
+    )
+    out = []
+    for r in rows:
+        timings = _json_object(r["timings"])
+        e2e = _seconds(timings.get("e2e_latency"))
+        stages = {
+            stage: value
+            for stage in TURN_STAGES
+            if (value := _seconds(timings.get(stage))) is not None
+        }
+        out.append((int(r["id"]), e2e, stages))
+    return out
+
+
+def _json_object(value: object) -> dict[str, object]:
+    # the pool decodes jsonb (db.py); a bare connection hands back text
+    if isinstance(value, str):
+        value = json.loads(value)
+    return value if isinstance(value, dict) else {}
+
+
+def _seconds(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and value >= 0 else None

@@ -317,7 +317,10 @@ async def test_the_dashboard_only_charts_metrics_the_services_export(
     exported: set[str] = set()
     deadline = time.monotonic() + 15  # the refresher fills labelled gauges on its first tick
     while time.monotonic() < deadline:
-        exported = set(re.findall(r"^(podium_[a-z_]+)", (await api.get("/metrics")).text, re.M))
+        text = (await api.get("/metrics")).text
+        # sample names, and the declared families (a labelled series has no sample until used)
+        exported = set(re.findall(r"^(podium_[a-z_]+)", text, re.M))
+        exported |= set(re.findall(r"^# TYPE (podium_[a-z_]+)", text, re.M))
         if {"podium_sessions", "podium_decks", "podium_fleet_workers"} <= exported:
             break
         await asyncio.sleep(0.5)
@@ -329,3 +332,53 @@ async def test_the_dashboard_only_charts_metrics_the_services_export(
         if name not in exported and name.removesuffix("_bucket") not in exported
     )
     assert not missing, missing
+
+
+async def test_turn_latency_comes_from_the_turn_log(
+    api: httpx.AsyncClient, tenant: TenantKey, stack: EphemeralStack
+) -> None:
+    """A turn a worker logs shows up in the latency histograms, end to end and per stage."""
+    resp = await api.post("/v1/sessions", headers=tenant.headers, json={})
+    assert resp.status_code == 201, resp.text
+    session = resp.json()
+    credential = await stack.worker_credential(session["room"])
+
+    async def histogram(name: str, labels: str = "") -> tuple[float, float]:
+        text = (await api.get("/metrics")).text
+        count = _sample(text, f"{name}_count", labels) or 0.0
+        total = _sample(text, f"{name}_sum", labels) or 0.0
+        return count, total
+
+    turns_before = await histogram("podium_turn_latency_seconds")
+    stt_before = await histogram("podium_turn_stage_seconds", '{stage="transcription"}')
+    turn = {
+        "turn_id": f"SP_{uuid.uuid4().hex[:12]}",
+        "started_at": "2026-01-01T10:00:00Z",
+        "ended_at": "2026-01-01T10:00:03Z",
+        "timings": {
+            "end_of_turn_delay": 0.35,
+            "transcription_delay": 0.42,
+            "llm_ttft": 0.2,
+            "tts_ttfb": 0.09,
+            "e2e_latency": 1.23,
+        },
+    }
+    try:
+        logged = await api.post(
+            f"/internal/v1/sessions/{session['session_id']}/turns",
+            headers={"Authorization": f"Bearer {credential}"},
+            json={"turns": [turn]},
+        )
+        assert logged.status_code == 204, logged.text
+        deadline = time.monotonic() + 10
+        turns_after = turns_before
+        while time.monotonic() < deadline and turns_after[0] == turns_before[0]:
+            await asyncio.sleep(0.5)
+            turns_after = await histogram("podium_turn_latency_seconds")
+        assert turns_after[0] == turns_before[0] + 1
+        assert turns_after[1] - turns_before[1] == pytest.approx(1.23)
+        stt_after = await histogram("podium_turn_stage_seconds", '{stage="transcription"}')
+        assert stt_after[0] == stt_before[0] + 1
+        assert stt_after[1] - stt_before[1] == pytest.approx(0.42)
+    finally:
+        await api.post(f"/v1/sessions/{session['session_id']}/end", headers=tenant.headers)
