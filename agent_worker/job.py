@@ -71,7 +71,12 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
     greeting = _GreetingRenderer(speech, opening)
     ctx.add_shutdown_callback(greeting.aclose)
     await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
-    participant = await ctx.wait_for_participant()
+    try:
+        participant = await ctx.wait_for_participant()
+    except RuntimeError:  # the room closed before anyone joined (the session was ended)
+        logger.info("room closed before anyone joined")
+        ctx.shutdown(reason="room closed before anyone joined")
+        return
     session, presenter = _voice_loop(ctx, control_plane, metadata, context, speech)
     await session.start(
         agent=presenter,
@@ -148,6 +153,9 @@ def turn_handling(settings: WorkerSettings) -> TurnHandlingOptions:
             "min_delay": settings.endpointing_min_delay_seconds,
             "max_delay": settings.endpointing_max_delay_seconds,
         },
+        # The reply's first sentence is synthesized while the end of the turn is still being
+        # confirmed (the LLM already runs then by default); a turn that goes on discards it.
+        preemptive_generation={"preemptive_tts": True},
     )
     if settings.turn_detection == "model":
         # "v1-mini" pins the local model; left to choose, the framework picks the cloud one

@@ -258,16 +258,6 @@ class Narrator:
                 or self._session.current_speech is not None
             )
             quiet_for = self._clock() - self._user_quiet_since
-            logger.info(
-                "DEBUG narrator wait",
-                extra={
-                    "user": self._session.user_state,
-                    "agent": self._session.agent_state,
-                    "speech": repr(self._session.current_speech),
-                    "quiet": quiet_for,
-                    "status": self.status,
-                },
-            )
             if not busy and quiet_for >= SETTLE_SECONDS:
                 return
             # The session raises no event when its current speech is cleared: look again soon.

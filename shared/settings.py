@@ -231,7 +231,7 @@ class WorkerSettings(_Base):
         default=0.3, ge=0.0, le=5.0, description="Wait after speech when the turn looks done."
     )
     endpointing_max_delay_seconds: float = Field(
-        default=2.5, ge=0.1, le=10.0, description="Longest wait when it looks unfinished."
+        default=1.5, ge=0.1, le=10.0, description="Longest wait when it looks unfinished."
     )
     interruption_min_seconds: float = Field(
         default=0.4, ge=0.05, le=5.0, description="Speech that interrupts the agent (barge-in)."
