@@ -306,6 +306,14 @@ async def test_sigterm_drains_a_worker_without_cutting_its_session(
 
     await eventually(joins_counted, 10, "the join-time histogram did not count both joins")
 
+    # ...and the latency of Ada's turn, from the turn log the draining worker sent.
+    async def turn_timed() -> float | None:
+        text = (await api.get("/metrics")).text
+        count = _sample(text, "podium_turn_latency_seconds_count") or 0
+        return (_sample(text, "podium_turn_latency_seconds_sum") or 0) / count if count else None
+
+    turn_latency_s = await eventually(turn_timed, 20, "no turn latency from the turn log")
+
     # The other worker kept serving throughout.
     assert y.process.alive()
     assert second is not None
@@ -313,7 +321,8 @@ async def test_sigterm_drains_a_worker_without_cutting_its_session(
     print(
         f"\ndrain: readiness 503 and fleet 'draining' {not_ready_s:.2f} s after SIGTERM; "
         f"session 2 on the other worker heard after {heard.first_voice_s:.2f} s; "
-        f"the drained worker exited {exit_s:.2f} s after session 1 ended"
+        f"the drained worker exited {exit_s:.2f} s after session 1 ended; mean turn latency "
+        f"(worker-measured, from the turn log) {turn_latency_s:.2f} s"
     )
 
 
