@@ -1,16 +1,20 @@
 """What a real session leaves behind: a full conversation through a real room produces an
 ordered, complete transcript and turn log with the tools the presenter called and the framework's
-stage timings — and stopping the control plane for 5 s mid-session loses no turn."""
+stage timings — and stopping the control plane for 5 s mid-session loses no turn. Replaying the
+recorded turns with the offline responder reproduces the tool calls the presenter made."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import signal
 import time
 from typing import Any
+from uuid import UUID
 
 import httpx
 
+from agent_worker.replay import run, same_tools
 from shared.devstack.services import ManagedProcess
 from shared.devstack.stack import EphemeralStack
 from tests.e2e.audience import Audience
@@ -100,3 +104,18 @@ async def test_a_session_yields_an_ordered_complete_turn_log_through_a_control_p
     assert users == asked_in_order
     vtt = await api.get(f"/v1/sessions/{sid}/transcript?format=vtt", headers=owner)
     assert vtt.text.startswith("WEBVTT") and "<v User>" in vtt.text
+
+    # Replay every recorded turn in text mode: the same tools, the same slide moves.
+    out = io.StringIO()
+    results = await run(
+        UUID(sid),
+        api_url=control_plane.api_url,
+        api_key=product_deck.owner.api_key,
+        turn_number=None,
+        llm_spec="local",
+        plot_path=None,
+        out=out,
+    )
+    print(out.getvalue())
+    assert [same_tools(turn, replayed) for turn, replayed in results] == [True] * len(turns)
+    assert [r.slide_after for _, r in results][-1] == 2
