@@ -109,6 +109,7 @@ class ControlPlaneClient:
         params: dict[str, Any] | None = None,
         json: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        content: bytes | None = None,
     ) -> httpx.Response:
         """Send one request, retrying briefly when the control plane is down or failing.
 
@@ -122,7 +123,7 @@ class ControlPlaneClient:
             last_attempt = attempt == _MAX_ATTEMPTS
             try:
                 response = await self._http.request(
-                    method, path, headers=headers, params=params, json=json
+                    method, path, headers=headers, params=params, json=json, content=content
                 )
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if last_attempt:
@@ -237,6 +238,15 @@ class SessionApi:
             f"{self._base}/turns",
             credential=self._credential,
             json=TurnBatch(turns=turns).model_dump(mode="json"),
+        )
+
+    async def put_recording(self, audio: bytes) -> None:
+        await self._client._request(
+            "PUT",
+            f"{self._base}/recording",
+            credential=self._credential,
+            content=audio,
+            headers={"Content-Type": "audio/ogg"},
         )
 
     async def escalate(self, request: EscalationRequest, *, idempotency_key: str) -> Escalation:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from livekit import rtc
@@ -34,6 +35,7 @@ from .narration import RESUMED, Narrator, slide_state_in
 from .presenter import Presenter
 from .prewarm import prewarmed_vad, prewarmed_whisper, worker_settings
 from .providers import build_llm, build_stt, build_tts
+from .recording import RecordingUpload, recording_options
 from .turns import TurnRecorder
 
 logger = logging.getLogger(__name__)
@@ -52,7 +54,15 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
     control_plane = ControlPlaneClient(
         config.control_plane_url, timeout_seconds=config.request_timeout_seconds
     )
-    ctx.add_shutdown_callback(control_plane.aclose)
+    # Shutdown callbacks run concurrently: what still sends to the control plane (the
+    # conversation, the turn log, the recording) finishes before its client closes.
+    senders: list[Callable[[], Awaitable[None]]] = []
+
+    async def close_control_plane() -> None:
+        await asyncio.gather(*(close() for close in senders), return_exceptions=True)
+        await control_plane.aclose()
+
+    ctx.add_shutdown_callback(close_control_plane)
 
     context = await _load_session(control_plane, metadata)
     if context is None:
@@ -77,12 +87,20 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
         logger.info("room closed before anyone joined")
         ctx.shutdown(reason="room closed before anyone joined")
         return
-    session, presenter = _voice_loop(ctx, control_plane, metadata, context, speech)
+    session, presenter = _voice_loop(ctx, control_plane, metadata, context, speech, senders)
     await session.start(
         agent=presenter,
         room=ctx.room,
         room_options=room_io.RoomOptions(participant_identity=participant.identity),
+        record=recording_options(context.record),
     )
+    if context.record:
+        recording = RecordingUpload(
+            session,
+            Path(ctx.session_directory),
+            control_plane.for_session(metadata.session_id, metadata.credential),
+        )
+        senders.append(recording.aclose)
     if await greeting.first_ready():
         session.say(opening, audio=greeting.frames())
     else:
@@ -110,6 +128,7 @@ def _voice_loop(
     metadata: DispatchMetadata,
     context: SessionContext,
     speech: tts.TTS[Any],
+    senders: list[Callable[[], Awaitable[None]]],
 ) -> tuple[AgentSession[None], Presenter]:
     """VAD → STT → LLM → TTS (each a chain built from settings) for a session with a deck;
     without one the presenter only greets."""
@@ -130,9 +149,9 @@ def _voice_loop(
     )
     deck = control_plane.for_session(metadata.session_id, metadata.credential)
     conversation = ConversationSync(session, deck)
-    ctx.add_shutdown_callback(conversation.aclose)
+    senders.append(conversation.aclose)
     turns = TurnRecorder(session, deck, room=ctx.room, job_id=ctx.job.id)
-    ctx.add_shutdown_callback(turns.aclose)
+    senders.append(turns.aclose)
     narrator = Narrator(session, deck)
     ctx.add_shutdown_callback(narrator.aclose)
     presenter = Presenter(

@@ -6,12 +6,14 @@ import asyncio
 import json
 import logging
 from typing import Annotated
+from uuid import UUID
 
 import typer
 
 from control_plane import db
 from control_plane.cli_decks import decks
 from control_plane.migrate import apply_migrations
+from control_plane.tenants import repository as tenants
 from control_plane.tenants.service import create_tenant
 from shared.settings import ControlPlaneSettings
 
@@ -86,6 +88,29 @@ def create_tenant_cmd(
     typer.echo(f"tenant_id: {tenant_id}")
     typer.echo(f"api_key:   {api_key}")
     typer.echo("Store the key now: it is not shown again.", err=True)
+
+
+@admin.command("record-sessions")
+def record_sessions_cmd(
+    tenant_id: Annotated[UUID, typer.Argument(help="The tenant.")],
+    state: Annotated[str, typer.Argument(help="'on' or 'off'.")],
+) -> None:
+    """Record new sessions of a tenant by default (a session's own "record" still decides)."""
+    if state not in ("on", "off"):
+        raise typer.BadParameter("use 'on' or 'off'", param_hint="STATE")
+
+    async def run() -> bool:
+        conn = await db.connect(ControlPlaneSettings().database_url.get_secret_value())
+        try:
+            await apply_migrations(conn)
+            return await tenants.set_record_sessions(conn, tenant_id, state == "on")
+        finally:
+            await conn.close()
+
+    if not asyncio.run(run()):
+        typer.echo(f"error: no tenant {tenant_id}", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"recording of new sessions: {state}")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

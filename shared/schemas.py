@@ -40,6 +40,9 @@ class SessionContext(BaseModel):
         default_factory=list,
         description="The conversation so far (resumed sessions), oldest first.",
     )
+    record: bool = Field(
+        default=False, description="Record the session's audio and upload it when the job ends."
+    )
 
 
 # Postgres text cannot hold NUL: refuse it at the edge with a 422, not a database error.

@@ -5,11 +5,20 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from control_plane.conversation import repository as conversation
-from control_plane.deps import Decks, LiveKit, Pool, RedisClient, Settings, WorkerSessionId
+from control_plane.deps import (
+    Decks,
+    LiveKit,
+    Pool,
+    RedisClient,
+    Settings,
+    Storage,
+    WorkerSessionId,
+)
 from control_plane.errors import Conflict, NotFound, PodiumError
+from control_plane.sessions import repository as sessions
 from control_plane.sessions.liveness import JobLiveness
 from control_plane.sessions.service import SessionService
 from control_plane.slides.router import RequiredIdempotencyKey, Slides, mark_replay
@@ -162,6 +171,43 @@ async def add_turns(session_id: UUID, scope: WorkerSessionId, pool: Pool, body: 
     _check_scope(scope, session_id)
     async with pool.acquire() as conn:
         await transcripts.add_turns(conn, session_id, body.turns)
+
+
+class NotOgg(PodiumError):
+    status_code = 422
+    code = "not_ogg"
+
+
+class NotRecorded(Conflict):
+    code = "recording_not_requested"
+
+
+@router.put("/{session_id}/recording", status_code=status.HTTP_204_NO_CONTENT)
+async def put_recording(
+    session_id: UUID, scope: WorkerSessionId, pool: Pool, storage: Storage, request: Request
+) -> None:
+    """The session's audio (Ogg/Opus: the user and the presenter, one channel each), uploaded
+    by the job when it ends; a later upload (a resumed job's) replaces it."""
+    _check_scope(scope, session_id)
+    row = await sessions.get_by_id(pool, session_id)
+    if row is None:
+        raise NotFound(f"Session {session_id} was not found.")
+    if not row["record"]:
+        raise NotRecorded("This session was not created with recording on.")
+    body = await request.body()
+    if not body.startswith(b"OggS"):
+        raise NotOgg("The recording must be an Ogg file.")
+    key = f"recordings/{session_id}.ogg"
+    await storage.put_bytes(key, body)
+    await sessions.set_recording(pool, session_id, key, len(body))
+    await sessions.insert_audit_event(
+        pool,
+        tenant_id=row["tenant_id"],
+        session_id=session_id,
+        actor="agent",
+        type="recording.stored",
+        data={"bytes": len(body)},
+    )
 
 
 @router.post("/{session_id}/escalations", status_code=status.HTTP_201_CREATED)

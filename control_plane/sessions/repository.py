@@ -10,7 +10,7 @@ import asyncpg
 
 _COLUMNS = (
     "id, tenant_id, room, status, deck_id, participant_name, metadata, created_at, "
-    "started_at, ended_at, end_reason"
+    "started_at, ended_at, end_reason, record, recording_key, recording_bytes"
 )
 
 
@@ -23,11 +23,14 @@ async def insert_session(
     deck_id: UUID | None,
     participant_name: str | None,
     metadata: dict[str, Any],
+    record: bool | None = None,
 ) -> asyncpg.Record:
+    """``record`` None: the tenant's default (``tenants.record_sessions``)."""
     row: asyncpg.Record = await conn.fetchrow(
         f"""
-        INSERT INTO sessions (id, tenant_id, room, deck_id, participant_name, metadata)
-        VALUES ($1, $2, $3, $4, $5, $6)
+        INSERT INTO sessions (id, tenant_id, room, deck_id, participant_name, metadata, record)
+        VALUES ($1, $2, $3, $4, $5, $6,
+                coalesce($7, (SELECT record_sessions FROM tenants WHERE id = $2)))
         RETURNING {_COLUMNS}
         """,
         session_id,
@@ -36,6 +39,7 @@ async def insert_session(
         deck_id,
         participant_name,
         metadata,
+        record,
     )
     return row
 
@@ -170,3 +174,14 @@ async def list_for_tenant(
         limit,
     )
     return rows
+
+
+async def set_recording(
+    conn: asyncpg.Connection | asyncpg.Pool, session_id: UUID, key: str, size: int
+) -> None:
+    await conn.execute(
+        "UPDATE sessions SET recording_key = $2, recording_bytes = $3 WHERE id = $1",
+        session_id,
+        key,
+        size,
+    )

@@ -41,6 +41,10 @@ class SessionCreate(BaseModel):
     metadata: dict[str, Any] = Field(
         default_factory=dict, description="Your own key/values, returned as given (max 16 KB)."
     )
+    record: bool | None = Field(
+        default=None,
+        description="Record the session's audio (opt-in); omitted: the tenant's default.",
+    )
 
     @field_validator("metadata")
     @classmethod
@@ -85,6 +89,11 @@ class SessionPublic(BaseModel):
     started_at: datetime | None
     ended_at: datetime | None
     end_reason: str | None
+    record: bool = Field(default=False, description="The session's audio is recorded.")
+    recording_url: str | None = Field(
+        default=None,
+        description="GET it (API key) for the recording (audio/ogg), once stored after the end.",
+    )
 
 
 class SessionList(BaseModel):

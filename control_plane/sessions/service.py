@@ -49,6 +49,8 @@ def to_public(row: asyncpg.Record) -> SessionPublic:
         started_at=row["started_at"],
         ended_at=row["ended_at"],
         end_reason=row["end_reason"],
+        record=row["record"],
+        recording_url=f"/v1/sessions/{row['id']}/recording" if row["recording_key"] else None,
     )
 
 
@@ -97,6 +99,7 @@ class SessionService:
                 deck_id=body.deck_id,
                 participant_name=body.participant.name,
                 metadata=body.metadata,
+                record=body.record,
             )
             # Slide 1 from the start, also in the room's metadata: the first joiner sees it.
             slide = (
@@ -204,6 +207,7 @@ class SessionService:
             deck_id=row["deck_id"],
             participant_name=row["participant_name"],
             greeting=greeting_for(row["participant_name"]),
+            record=row["record"],
             created_at=row["created_at"],
             # The agent joined before and this job is another dispatch: a worker was lost.
             resumed=row["status"] == "active",

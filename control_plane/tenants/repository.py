@@ -33,3 +33,11 @@ async def tenant_for_key_hash(
         "SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", key_hash
     )
     return tenant_id
+
+
+async def set_record_sessions(conn: asyncpg.Connection, tenant_id: UUID, record: bool) -> bool:
+    """The tenant's default for new sessions' recording; False when there is no such tenant."""
+    done: str = await conn.execute(
+        "UPDATE tenants SET record_sessions = $2 WHERE id = $1", tenant_id, record
+    )
+    return done.endswith(" 1")

@@ -12,7 +12,9 @@ import time
 from typing import Any
 from uuid import UUID
 
+import av
 import httpx
+import numpy as np
 
 from agent_worker.replay import run, same_tools
 from shared.devstack.services import ManagedProcess
@@ -119,3 +121,59 @@ async def test_a_session_yields_an_ordered_complete_turn_log_through_a_control_p
     print(out.getvalue())
     assert [same_tools(turn, replayed) for turn, replayed in results] == [True] * len(turns)
     assert [r.slide_after for _, r in results][-1] == 2
+
+
+async def test_a_recorded_session_leaves_both_voices_in_storage(
+    api: httpx.AsyncClient,
+    product_deck: ProductDeck,
+    control_plane: EphemeralStack,
+    worker: ManagedProcess,
+) -> None:
+    owner = product_deck.owner.headers
+    created = await api.post(
+        "/v1/sessions",
+        headers=owner,
+        json={
+            "deck_id": product_deck.deck_id,
+            "record": True,
+            "participant": {"identity": "ada", "name": "Ada"},
+        },
+    )
+    assert created.status_code == 201, created.text
+    session = created.json()
+    sid = session["session_id"]
+    paused = await api.post(
+        f"/v1/sessions/{sid}/slide",
+        headers={**owner, "Idempotency-Key": "rec-pause"},
+        json={"action": "pause"},
+    )
+    assert paused.status_code == 200
+    async with Audience(session["livekit_url"], session["token"]) as ada:
+        await ada.until(
+            lambda: any(s.startswith("Hello, Ada") for s in ada.agent_said()), 60, "no greeting"
+        )
+        await ada.until_silent(1.0, 30)
+        asked, _ = await ada.say("How much does it cost?")
+        await ada.until(lambda: ada.agent_said(asked), 30, "no answer")
+        await ada.until_silent(1.0, 30)
+    ended = await api.post(f"/v1/sessions/{sid}/end", headers=owner)
+    assert ended.status_code == 200
+
+    for _ in range(60):  # uploaded as the presenter's job ends
+        audio = await api.get(f"/v1/sessions/{sid}/recording", headers=owner)
+        if audio.status_code == 200:
+            break
+        await asyncio.sleep(0.5)
+    assert audio.status_code == 200, audio.text
+    assert audio.content[:4] == b"OggS"
+    assert (await api.get(f"/v1/sessions/{sid}", headers=owner)).json()["recording_url"]
+
+    with av.open(io.BytesIO(audio.content)) as container:
+        frames = [f.to_ndarray() for f in container.decode(audio=0)]
+        rate = container.streams.audio[0].rate
+    samples = np.concatenate(frames, axis=1).astype(np.float64)  # planar: channels x samples
+    seconds = samples.shape[1] / rate
+    rms = np.sqrt(np.mean(samples**2, axis=1))
+    print(f"\nrecording: {len(audio.content)} bytes, {seconds:.1f} s, channel RMS {rms}")
+    assert samples.shape[0] == 2 and seconds > 4
+    assert all(level > 0.005 for level in rms), rms  # the user and the presenter both heard

@@ -4,7 +4,10 @@ event timeline, the session list with filters, and the JSONL export — each ten
 
 from __future__ import annotations
 
+import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -262,3 +265,62 @@ async def test_export_is_json_lines_of_the_whole_session(
     assert kinds[0] == "session" and records[0]["session_id"] == live.sid
     assert kinds.index("message") < kinds.index("turn") < kinds.index("event")
     assert next(r for r in records if r["type"] == "turn")["user_text"] == "question 1"
+
+
+async def test_recordings_are_opt_in_stored_from_the_worker_and_served_to_the_tenant(
+    api: httpx.AsyncClient, control_plane: EphemeralStack, tenant: TenantKey
+) -> None:
+    plain = (await api.post("/v1/sessions", headers=tenant.headers, json={})).json()
+    recorded = (
+        await api.post("/v1/sessions", headers=tenant.headers, json={"record": True})
+    ).json()
+    ogg = b"OggS" + bytes(range(256)) * 8
+
+    async def put(session: dict[str, Any], body: bytes) -> httpx.Response:
+        credential = await control_plane.worker_credential(session["room"])
+        return await api.put(
+            f"/internal/v1/sessions/{session['session_id']}/recording",
+            headers={"Authorization": f"Bearer {credential}", "Content-Type": "audio/ogg"},
+            content=body,
+        )
+
+    refused = await put(plain, ogg)
+    assert (refused.status_code, refused.json()["error"]) == (409, "recording_not_requested")
+    not_ogg = await put(recorded, b"RIFF....WAVE")
+    assert (not_ogg.status_code, not_ogg.json()["error"]) == (422, "not_ogg")
+    path = f"/v1/sessions/{recorded['session_id']}"
+    assert (await api.get(f"{path}/recording", headers=tenant.headers)).status_code == 404
+    assert (await put(recorded, ogg)).status_code == 204
+
+    session = (await api.get(path, headers=tenant.headers)).json()
+    assert (session["record"], session["recording_url"]) == (True, f"{path}/recording")
+    audio = await api.get(f"{path}/recording", headers=tenant.headers)
+    assert audio.status_code == 200
+    assert audio.headers["content-type"] == "audio/ogg"
+    assert audio.content == ogg
+    other = control_plane.create_tenant("someone-else")
+    assert (await api.get(f"{path}/recording", headers=other.headers)).status_code == 404
+    plain_view = (
+        await api.get(f"/v1/sessions/{plain['session_id']}", headers=tenant.headers)
+    ).json()
+    assert (plain_view["record"], plain_view["recording_url"]) == (False, None)
+
+    # A tenant can record every session by default; a session can still opt out.
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "control_plane", "admin", "record-sessions", tenant.tenant_id, "on"],
+        env=control_plane.api_env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    default = (await api.post("/v1/sessions", headers=tenant.headers, json={})).json()
+    opted_out = (
+        await api.post("/v1/sessions", headers=tenant.headers, json={"record": False})
+    ).json()
+    for created, expected in ((default, True), (opted_out, False)):
+        found = await api.get(f"/v1/sessions/{created['session_id']}", headers=tenant.headers)
+        assert found.json()["record"] is expected
+    for created in (plain, recorded, default, opted_out):
+        await api.post(f"/v1/sessions/{created['session_id']}/end", headers=tenant.headers)
