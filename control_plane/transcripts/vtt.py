@@ -35,7 +35,8 @@ def render(origin: datetime | None, lines: list[asyncpg.Record]) -> str:
         begin = max(started - zero, previous_start)
         ended = line["ended_at"]
         end = ended - zero if ended is not None and ended > started else begin + _DEFAULT_CUE
-        end = max(end, begin + timedelta(milliseconds=1))
+        if end <= begin:  # shifted after the previous cue, or its times were inconsistent
+            end = begin + _DEFAULT_CUE
         speaker = "User" if line["role"] == "user" else "Presenter"
         out.append(str(line["seq"]))
         out.append(f"{_stamp(begin)} --> {_stamp(end)}")
