@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
+import socket
 import time
 from types import TracebackType
+from urllib.parse import urlsplit
 from uuid import UUID
 
 import asyncpg
@@ -43,6 +46,8 @@ class WebhookSender:
             transport=transport,
         )
         self._task: asyncio.Task[None] | None = None
+        allow = settings.webhook_allow_private_urls
+        self._allow_private = allow if allow is not None else settings.environment != "prod"
 
     async def __aenter__(self) -> WebhookSender:
         self._task = asyncio.create_task(self._run(), name="webhook_sender")
@@ -98,6 +103,8 @@ class WebhookSender:
         }
         status: int | None = None
         try:
+            if not self._allow_private:
+                await _require_public(row["url"])
             response = await self._http.post(row["url"], content=body, headers=headers)
             status = response.status_code
             if response.is_success:
@@ -106,6 +113,8 @@ class WebhookSender:
             error = f"HTTP {status}"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
+        except PrivateAddress as exc:
+            error = str(exc)
         retry_in = self.retry_delay(row["attempts"])
         await repository.mark_attempt_failed(
             self._pool, delivery_id, status=status, error=error, retry_in_s=retry_in
@@ -119,3 +128,23 @@ class WebhookSender:
                 "retry_in": retry_in,
             },
         )
+
+
+class PrivateAddress(Exception):
+    pass
+
+
+async def _require_public(url: str) -> None:
+    """Refuse an endpoint whose name resolves to a loopback, private or link-local address
+    (the API refuses such IP literals; a name is only known at delivery time)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise PrivateAddress(f"could not resolve {host}: {exc}") from exc
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global:
+            raise PrivateAddress(f"{host} resolves to {address}, which is not a public address")
