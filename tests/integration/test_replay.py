@@ -18,6 +18,7 @@ from agent_worker.replay import run, same_tools
 from shared.devstack.stack import EphemeralStack, TenantKey
 from tests.e2e.conftest import ProductDeck, upload_ready
 from tests.factories import make_product_deck
+from tests.fakes.openai_server import OpenAIFake
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -170,3 +171,37 @@ async def test_replay_reproduces_recorded_tool_calls_without_touching_the_sessio
     assert code == 2
     assert "turn 99 is not in the log (it has 4 turns)" in stderr
     await api.post(f"/v1/sessions/{sid}/end", headers=owner.headers)
+
+
+async def test_a_turn_re_run_against_another_model_shows_what_it_would_have_done(
+    control_plane: EphemeralStack,
+    product_deck: ProductDeck,
+    recorded: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with OpenAIFake() as fake:
+        monkeypatch.setenv("PODIUM_OPENAI_API_KEY", fake.api_key)
+        monkeypatch.setenv("PODIUM_OPENAI_BASE_URL", f"{fake.url}/v1")
+        fake.llm.push_reply(tool_calls=[("goto_slide", {"slide_number": 8})])
+        fake.llm.push_reply(text="Here is the last slide.")
+        out = io.StringIO()
+        [(turn, replayed)] = await run(
+            recorded["session_id"],
+            api_url=control_plane.api_url,
+            api_key=product_deck.owner.api_key,
+            turn_number=2,
+            llm_spec="openai:gpt-replay-test",
+            plot_path=None,
+            out=out,
+        )
+        requests = fake.chat_requests
+    print(out.getvalue())
+    assert not same_tools(turn, replayed)
+    assert replayed.tool_calls[0][:2] == ("goto_slide", {"slide_number": 8})
+    assert (replayed.slide_after, replayed.agent_text) == (8, "Here is the last slide.")
+    assert replayed.model.endswith("gpt-replay-test")
+    # The model was asked with the user's recorded words and the tools the presenter has.
+    first = requests[0]
+    assert first["model"] == "gpt-replay-test"
+    assert first["messages"][-1] == {"role": "user", "content": "Go to the next slide."}
+    assert {t["function"]["name"] for t in first["tools"]} >= {"next_slide", "goto_slide"}
