@@ -19,7 +19,8 @@ from .control_plane_client import ControlPlaneError
 
 logger = logging.getLogger(__name__)
 
-_RETRY_SECONDS = (0.5, 1.0, 2.0, 4.0)
+# Short: a control plane back from a restart gets the backlog within 2 s.
+_RETRY_SECONDS = (0.25, 0.5, 1.0, 2.0)
 
 T = TypeVar("T")
 
@@ -40,6 +41,7 @@ class Outbox(Generic[T]):
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._hurry = asyncio.Event()  # a flush cuts a retry's wait short
         self._task = asyncio.create_task(self._send_forever(), name=name)
 
     def put(self, record: T) -> None:
@@ -57,6 +59,7 @@ class Outbox(Generic[T]):
 
     async def flush(self, within_seconds: float = 5.0) -> bool:
         """Wait until every record so far reached the control plane; False if it took longer."""
+        self._hurry.set()
         try:
             await asyncio.wait_for(self._idle.wait(), within_seconds)
         except TimeoutError:
@@ -99,7 +102,9 @@ class Outbox(Generic[T]):
                     "could not send records, retrying",
                     extra={"outbox": self._name, "status": exc.status_code, "retry_in": delay},
                 )
-                await asyncio.sleep(delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._hurry.wait(), delay)
+                self._hurry.clear()
                 continue
             failures = 0
             self._drop(batch)

@@ -101,8 +101,13 @@ async def test_a_session_yields_an_ordered_complete_turn_log_through_a_control_p
     assert (navigation["slide_before"], navigation["slide_after"]) == (1, 2)
     assert outage["agent_text"]
 
-    transcript = (await api.get(f"/v1/sessions/{sid}/transcript", headers=owner)).json()
-    users = [i["text"] for i in transcript["items"] if i["role"] == "user"]
+    # Complete once the worker flushed what it held when the session ended (transcript.ready).
+    for _ in range(20):
+        transcript = (await api.get(f"/v1/sessions/{sid}/transcript", headers=owner)).json()
+        users = [i["text"] for i in transcript["items"] if i["role"] == "user"]
+        if len(users) >= len(asked_in_order):
+            break
+        await asyncio.sleep(0.5)
     assert users == asked_in_order
     vtt = await api.get(f"/v1/sessions/{sid}/transcript?format=vtt", headers=owner)
     assert vtt.text.startswith("WEBVTT") and "<v User>" in vtt.text
