@@ -223,9 +223,10 @@ class WorkerSettings(_Base):
         default=2.0, gt=0.1, le=30.0, description="How often a presenting job reports it lives."
     )
     turn_detection: Literal["model", "vad"] = Field(
-        default="model",
-        description="'model': the local turn-detector model decides when the user is done; "
-        "'vad': silence alone (answers sooner, cuts more pauses).",
+        default="vad",
+        description="'vad': silence ends the turn (answers sooner, may cut a long pause); "
+        "'model': the framework's local turn-detector model judges it, waiting up to the "
+        "max endpointing delay when the turn sounds unfinished.",
     )
     endpointing_min_delay_seconds: float = Field(
         default=0.3, ge=0.0, le=5.0, description="Wait after speech when the turn looks done."
