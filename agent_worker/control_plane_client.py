@@ -27,6 +27,8 @@ from shared.schemas import (
     TurnRecord,
 )
 
+from .tls import tls_context
+
 _Model = TypeVar("_Model", bound=BaseModel)
 
 logger = logging.getLogger(__name__)
@@ -66,7 +68,10 @@ class ControlPlaneClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._http = httpx.AsyncClient(
-            base_url=base_url, timeout=httpx.Timeout(timeout_seconds), transport=transport
+            base_url=base_url,
+            timeout=httpx.Timeout(timeout_seconds),
+            transport=transport,
+            verify=tls_context(),
         )
 
     async def __aenter__(self) -> Self:
@@ -238,6 +243,11 @@ class SessionApi:
             f"{self._base}/turns",
             credential=self._credential,
             json=TurnBatch(turns=turns).model_dump(mode="json"),
+        )
+
+    async def records_complete(self) -> None:
+        await self._client._request(
+            "POST", f"{self._base}/records-complete", credential=self._credential
         )
 
     async def put_recording(self, audio: bytes) -> None:

@@ -60,6 +60,8 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
 
     async def close_control_plane() -> None:
         await asyncio.gather(*(close() for close in senders), return_exceptions=True)
+        if senders:
+            await _report_records_complete(control_plane, metadata)
         await control_plane.aclose()
 
     ctx.add_shutdown_callback(close_control_plane)
@@ -266,6 +268,16 @@ async def _load_session(
             exc_info=True,
         )
     return None
+
+
+async def _report_records_complete(
+    control_plane: ControlPlaneClient, metadata: DispatchMetadata
+) -> None:
+    """What this job recorded is all sent: the control plane may announce the transcript."""
+    try:
+        await control_plane.for_session(metadata.session_id, metadata.credential).records_complete()
+    except ControlPlaneError as exc:
+        logger.warning("could not report the records complete", extra={"status": exc.status_code})
 
 
 async def _report_joined(control_plane: ControlPlaneClient, metadata: DispatchMetadata) -> None:

@@ -173,6 +173,14 @@ async def add_turns(session_id: UUID, scope: WorkerSessionId, pool: Pool, body: 
         await transcripts.add_turns(conn, session_id, body.turns)
 
 
+@router.post("/{session_id}/records-complete", status_code=status.HTTP_204_NO_CONTENT)
+async def records_complete(session_id: UUID, scope: WorkerSessionId, pool: Pool) -> None:
+    """The job sent its last messages and turns (it is leaving): the transcript is complete."""
+    _check_scope(scope, session_id)
+    async with pool.acquire() as conn:
+        await transcripts.records_complete(conn, session_id)
+
+
 class NotOgg(PodiumError):
     status_code = 422
     code = "not_ogg"

@@ -117,3 +117,24 @@ async def list_events(
     return [
         {"at": r["at"], "type": r["type"], "actor": r["actor"], "data": r["data"]} for r in rows
     ]
+
+
+async def records_complete(conn: asyncpg.Connection, session_id: UUID) -> None:
+    """The presenter's job sent everything it recorded: an ended session's transcript.ready
+    goes out now (a session ending later sends it at once, see migration 0008)."""
+    async with conn.transaction():
+        # Only a job leaving an ending session speaks for its records: one superseded
+        # mid-session (another job presents on) does not.
+        await conn.execute(
+            """UPDATE sessions SET records_complete_at = now()
+            WHERE id = $1 AND (status = 'ended' OR end_reason IS NOT NULL)""",
+            session_id,
+        )
+        await conn.execute(
+            """
+            UPDATE webhook_deliveries SET next_attempt_at = now()
+            WHERE event_key = 'transcript.ready:' || $1::text AND status = 'pending'
+              AND attempts = 0
+            """,
+            str(session_id),
+        )

@@ -9,20 +9,30 @@ import asyncio
 import io
 import signal
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
 import av
 import httpx
 import numpy as np
+import pytest
 
 from agent_worker.replay import run, same_tools
 from shared.devstack.services import ManagedProcess
 from shared.devstack.stack import EphemeralStack
 from tests.e2e.audience import Audience
 from tests.e2e.conftest import ProductDeck, Sessions
+from tests.webhook_receiver import Receiver, serve_receiver
 
 OUTAGE_S = 5.0
+
+
+@pytest.fixture
+async def hooks() -> AsyncIterator[Receiver]:
+    """The integrator's webhook endpoint."""
+    async with serve_receiver() as found:
+        yield found
 
 
 async def _turns(api: httpx.AsyncClient, sid: str, headers: dict[str, str]) -> list[Any]:
@@ -38,10 +48,18 @@ async def test_a_session_yields_an_ordered_complete_turn_log_through_a_control_p
     new_session: Sessions,
     control_plane: EphemeralStack,
     worker: ManagedProcess,
+    hooks: Receiver,
 ) -> None:
+    owner = product_deck.owner.headers
+    endpoint = await api.post(
+        "/v1/webhooks/endpoints",
+        headers=owner,
+        json={"url": hooks.url, "events": ["transcript.ready"]},
+    )
+    assert endpoint.status_code == 201, endpoint.text
+    secret = endpoint.json()["secret"]
     session = await new_session(product_deck.deck_id, paused=True)
     sid = session["session_id"]
-    owner = product_deck.owner.headers
     async with Audience(session["livekit_url"], session["token"]) as ada:
         await ada.until(
             lambda: any(s.startswith("Hello, Ada") for s in ada.agent_said()), 60, "no greeting"
@@ -63,7 +81,7 @@ async def test_a_session_yields_an_ordered_complete_turn_log_through_a_control_p
         asked, _ = await ada.say("Tell me about the team.")
         await ada.until(lambda: ada.agent_said(asked), 30, "no answer while it was down")
         await asyncio.sleep(max(0.0, OUTAGE_S - (time.perf_counter() - down_at)))
-        control_plane.start_control_plane(**control_plane._api_overrides)
+        control_plane.start_control_plane(60, **control_plane._api_overrides)
         await ada.until_silent(1.0, 30)
 
         asked, _ = await ada.say("Go to the next slide.")
@@ -72,7 +90,14 @@ async def test_a_session_yields_an_ordered_complete_turn_log_through_a_control_p
 
     ended = await api.post(f"/v1/sessions/{sid}/end", headers=owner)
     assert ended.status_code == 200, ended.text
+    ended_at = time.monotonic()
 
+    # The integrator hears the transcript is ready once the worker sent its last records —
+    # well before the 30 s fallback — and then reads it whole.
+    await hooks.until(lambda: any(e["data"]["session_id"] == sid for e in hooks.events(secret)), 20)
+    print(f"\ntranscript.ready {time.monotonic() - ended_at:.1f} s after the end")
+    assert time.monotonic() - ended_at < 15
+    await api.delete(f"/v1/webhooks/endpoints/{endpoint.json()['endpoint_id']}", headers=owner)
     for _ in range(60):  # the worker sends its last records as its job ends
         if len(turns := await _turns(api, sid, owner)) >= 3:
             break
@@ -101,13 +126,8 @@ async def test_a_session_yields_an_ordered_complete_turn_log_through_a_control_p
     assert (navigation["slide_before"], navigation["slide_after"]) == (1, 2)
     assert outage["agent_text"]
 
-    # Complete once the worker flushed what it held when the session ended (transcript.ready).
-    for _ in range(20):
-        transcript = (await api.get(f"/v1/sessions/{sid}/transcript", headers=owner)).json()
-        users = [i["text"] for i in transcript["items"] if i["role"] == "user"]
-        if len(users) >= len(asked_in_order):
-            break
-        await asyncio.sleep(0.5)
+    transcript = (await api.get(f"/v1/sessions/{sid}/transcript", headers=owner)).json()
+    users = [i["text"] for i in transcript["items"] if i["role"] == "user"]
     assert users == asked_in_order
     vtt = await api.get(f"/v1/sessions/{sid}/transcript?format=vtt", headers=owner)
     assert vtt.text.startswith("WEBVTT") and "<v User>" in vtt.text
@@ -173,7 +193,7 @@ async def test_a_recorded_session_leaves_both_voices_in_storage(
     assert audio.content[:4] == b"OggS"
     assert (await api.get(f"/v1/sessions/{sid}", headers=owner)).json()["recording_url"]
 
-    with av.open(io.BytesIO(audio.content)) as container:
+    with av.open(io.BytesIO(audio.content), mode="r") as container:
         frames = [f.to_ndarray() for f in container.decode(audio=0)]
         rate = container.streams.audio[0].rate
     samples = np.concatenate(frames, axis=1).astype(np.float64)  # planar: channels x samples

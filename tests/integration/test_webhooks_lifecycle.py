@@ -8,20 +8,18 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from aiohttp import web
 from livekit import api as lk
 
 from control_plane.webhooks.signing import verify
-from shared.devstack.services import free_port
 from shared.devstack.stack import EphemeralStack, TenantKey
 from tests.conftest import TEST_LOGS
 from tests.factories import make_pdf
+from tests.webhook_receiver import Receiver, serve_receiver
 
 
 @pytest.fixture(scope="module")
@@ -51,53 +49,10 @@ def tenant(stack: EphemeralStack) -> TenantKey:
     return stack.create_tenant("hooks")
 
 
-@dataclass
-class Receiver:
-    """An integrator's endpoint: records each request; answers 500 while ``failing`` > 0."""
-
-    url: str = ""
-    failing: int = 0
-    always_fail: bool = False
-    got: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.got.append((dict(request.headers), await request.read()))
-        self.arrived.set()
-        if self.always_fail or self.failing > 0:
-            self.failing -= 1
-            return web.Response(status=500)
-        return web.Response(status=204)
-
-    def events(self, secret: str) -> list[dict[str, Any]]:
-        """Bodies that verified, in arrival order (a failed attempt's too)."""
-        out = []
-        for headers, body in self.got:
-            assert verify(
-                secret, headers["Podium-Webhook-Timestamp"], body, headers["Podium-Signature"]
-            ), headers
-            out.append({**json.loads(body), "_delivery": headers["Podium-Webhook-Id"]})
-        return out
-
-    async def until(self, check: Any, seconds: float = 20) -> None:
-        async with asyncio.timeout(seconds):
-            while not check():
-                self.arrived.clear()
-                await self.arrived.wait()
-
-
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    found = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", found.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    found.url = f"http://127.0.0.1:{port}/hook"
-    yield found
-    await runner.cleanup()
+    async with serve_receiver() as found:
+        yield found
 
 
 async def _eventually(probe: Callable[[], Awaitable[Any]], seconds: float, what: str) -> Any:
@@ -142,11 +97,19 @@ async def test_signed_events_arrive_and_failed_attempts_are_retried(
     joined = await api.post(f"/internal/v1/sessions/{sid}/agent-joined", headers=worker)
     assert joined.status_code == 204
     assert (await api.post(f"/v1/sessions/{sid}/end", headers=tenant.headers)).status_code == 200
+    await receiver.until(lambda: len(receiver.got) >= 4)  # started + ended (after 2 failures)
+    # transcript.ready waits for the leaving job to report its records sent (or 30 s).
+    pending = (
+        await api.get("/v1/webhooks/deliveries?event_type=transcript.ready", headers=tenant.headers)
+    ).json()["items"]
+    assert [(d["status"], d["attempts"]) for d in pending] == [("pending", 0)]
+    done = await api.post(f"/internal/v1/sessions/{sid}/records-complete", headers=worker)
+    assert done.status_code == 204
 
     def delivered() -> list[str]:
         return [e["type"] for e in receiver.events(endpoint["secret"])[2:]]
 
-    await receiver.until(lambda: "transcript.ready" in delivered())
+    await receiver.until(lambda: "transcript.ready" in delivered(), 5)
     assert delivered() == ["session.started", "session.ended", "transcript.ready"]
     events = receiver.events(endpoint["secret"])
     # Retries carry the same delivery id; every event names the session.

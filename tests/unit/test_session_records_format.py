@@ -57,7 +57,7 @@ def test_webvtt_cues_are_ordered_timed_and_escaped() -> None:
         _line(3, "assistant", "No times measured", None, None, stored=3603.5),
         _line(4, "user", "Stored late, spoken early", 1.0, 1.5),
     ]
-    out = vtt.render(datetime(2026, 1, 1, tzinfo=UTC), lines)  # type: ignore[arg-type]
+    out = vtt.render(datetime(2026, 1, 1, tzinfo=UTC), lines)
     cues = out.split("\n\n")
     assert cues[0] == "WEBVTT"
     assert cues[1] == "1\n00:00:00.000 --> 00:00:01.250\n<v Presenter>Hello, Ada!"
