@@ -361,6 +361,12 @@ def waterfall(turn: StoredTurn) -> list[Bar]:
         name = f"{call.stage} {call.model or call.provider or ''}".strip()
         mark = start + call.first_output if call.first_output is not None else None
         bars.append(Bar(name, start, start + call.duration, mark))
+    for tool in turn.tool_calls:
+        if tool.started_at is None or origin is None or tool.duration is None:
+            continue
+        start = tool.started_at - origin
+        bars.append(Bar(f"tool {tool.name}", start, start + tool.duration))
+    bars.sort(key=lambda bar: bar.start)
     if t.e2e_latency is not None:
         bars.append(Bar("agent audio starts (e2e)", t.e2e_latency, t.e2e_latency))
     return bars

@@ -201,6 +201,12 @@ class _OpenTurn:
                 arguments=_clean(c.arguments),
                 output=_clean(outputs[c.call_id].output) if c.call_id in outputs else None,
                 is_error=outputs[c.call_id].is_error if c.call_id in outputs else False,
+                started_at=c.created_at,
+                duration=(
+                    max(outputs[c.call_id].created_at - c.created_at, 0.0)
+                    if c.call_id in outputs
+                    else None
+                ),
             )
             for c in items
             if isinstance(c, llm.FunctionCall)

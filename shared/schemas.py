@@ -187,23 +187,29 @@ SessionContext.model_rebuild()
 
 Stage = Literal["stt", "eou", "llm", "tts"]
 
+# Workers may run a newer version than the control plane during a rolling upgrade: a record
+# with a field this version does not know is stored without it, not refused (and lost).
+_RECORD = ConfigDict(extra="ignore")
+
 
 class ToolCallRecord(BaseModel):
     """One tool call the model made in a turn, with what the tool answered."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _RECORD
 
     call_id: str = Field(max_length=200, pattern=NO_NUL)
     name: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
     arguments: str = Field(max_length=10_000, pattern=NO_NUL, description="JSON, as the model sent")
     output: str | None = Field(default=None, max_length=10_000, pattern=NO_NUL)
     is_error: bool = False
+    started_at: float | None = Field(default=None, description="Unix time the call was made.")
+    duration: float | None = Field(default=None, ge=0, description="Seconds until its result.")
 
 
 class StageCall(BaseModel):
     """One provider request in a turn (an STT, LLM or TTS call), as the framework measured it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _RECORD
 
     stage: Stage
     request_id: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
@@ -220,7 +226,7 @@ class StageCall(BaseModel):
 class TurnTimings(BaseModel):
     """The per-stage delays of one turn, in seconds, as the framework reports them."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _RECORD
 
     user_stopped_at: float | None = Field(default=None, description="Unix time, end of speech.")
     end_of_turn_delay: float | None = None
@@ -239,7 +245,7 @@ class TurnRecord(BaseModel):
     did and said, with its timings. The worker sends it; ``turn_id`` (the framework's speech
     id) makes a resend harmless."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _RECORD
 
     type: Literal["turn"] = "turn"
     turn_id: str = Field(min_length=1, max_length=100, pattern=r"^[\w.:-]+$")
@@ -264,7 +270,7 @@ class TurnRecord(BaseModel):
 class TurnBatch(BaseModel):
     """What a worker sends to ``POST /internal/v1/sessions/{id}/turns``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _RECORD
 
     turns: list[TurnRecord] = Field(min_length=1, max_length=50)
 

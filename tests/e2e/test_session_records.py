@@ -113,6 +113,7 @@ async def test_a_session_yields_an_ordered_complete_turn_log_through_a_control_p
     pricing, outage, navigation = (t for t in turns if t["user_text"])
     assert [c["name"] for c in pricing["tool_calls"]] == ["search_slides"]
     assert "Pricing" in (pricing["tool_calls"][0]["output"] or "")
+    assert 0 <= pricing["tool_calls"][0]["duration"] < 5  # the deck search, timed
     assert "slide 4" in (pricing["agent_text"] or "")
     # The framework's stage timings and who served each stage.
     timing = pricing["timings"]
@@ -144,6 +145,7 @@ async def test_a_session_yields_an_ordered_complete_turn_log_through_a_control_p
         out=out,
     )
     print(out.getvalue())
+    assert "tool search_slides" in out.getvalue()  # the waterfall shows where time went
     assert [same_tools(turn, replayed) for turn, replayed in results] == [True] * len(turns)
     assert [r.slide_after for _, r in results][-1] == 2
 

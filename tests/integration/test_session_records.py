@@ -128,6 +128,12 @@ async def test_a_malformed_turn_is_refused_naming_the_field(
     )
     assert resp.status_code == 422
     assert "slide_before" in resp.text
+    # A newer worker's extra field (rolling upgrade) is stored without it, not refused.
+    newer = _turn(1, mood="cheerful", timings={"llm_ttft": 0.1, "future_stage": 1.0})
+    await _post_turns(api, live, [newer])
+    [stored] = (await api.get(f"{live.public}/turns", headers=live.owner.headers)).json()["items"]
+    assert "mood" not in stored and "future_stage" not in stored["timings"]
+    assert stored["timings"]["llm_ttft"] == 0.1
 
 
 async def test_transcript_as_json_and_webvtt(api: httpx.AsyncClient, live: Live) -> None:

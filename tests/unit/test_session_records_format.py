@@ -85,6 +85,15 @@ def test_the_waterfall_starts_at_the_end_of_the_users_speech() -> None:
                 "transcription_delay": 0.25,
                 "e2e_latency": 1.0,
             },
+            "tool_calls": [
+                {
+                    "call_id": "c1",
+                    "name": "search_slides",
+                    "arguments": "{}",
+                    "started_at": 1000.7,
+                    "duration": 0.1,
+                }
+            ],
             "calls": [
                 {"stage": "stt", "model": "whisper", "started_at": 999.9, "duration": 0.3},
                 {
@@ -101,9 +110,14 @@ def test_the_waterfall_starts_at_the_end_of_the_users_speech() -> None:
     assert (bars["end of turn (EOU)"].start, bars["end of turn (EOU)"].end) == (0.0, 0.5)
     assert round(bars["stt whisper"].start, 3) == -0.1
     assert round(bars["llm m"].mark or 0, 3) == 0.55
+    tool = bars["tool search_slides"]
+    assert (round(tool.start, 3), round(tool.end, 3)) == (0.7, 0.8)
     assert bars["agent audio starts (e2e)"].start == 1.0
+    # In time order (the waterfall reads top to bottom), the audio last.
+    starts = [bar.start for bar in waterfall(turn)[:-1]]
+    assert starts == sorted(starts)
     rows = render_waterfall(waterfall(turn), width=40)
-    assert len(rows) == 5 and all("█" in row for row in rows)
+    assert len(rows) == 6 and all("█" in row for row in rows)
 
 
 async def test_webhook_endpoints_resolving_to_private_addresses_are_refused_when_sending() -> None:
