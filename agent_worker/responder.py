@@ -75,8 +75,10 @@ _TOPIC_LEAD = re.compile(
     r"(?:the )?"
 )
 _NOT_A_TOPIC = re.compile(r"^(?:next|previous|last|first|slide|page|start|beginning|end)\b")
+# "side" and "slides": how Whisper tiny.en often hears "slide" (seen in our e2e runs).
+_SLIDE = r"(?:slides?|sides?|one|page)"
 _NEXT = re.compile(
-    r"\bnext (?:slide|one|page)\b|^(?:ok(?:ay)? |and |so )?next(?: please)?$"
+    rf"\bnext {_SLIDE}\b|^(?:ok(?:ay)? |and |so )?next(?: please)?$"
     r"|\b(?:move on|go forward|skip (?:this|ahead))\b"
 )
 _RESUME = re.compile(
@@ -98,10 +100,10 @@ _ESCALATE = re.compile(
 CARRY_ON_LATER = "Okay. Ask me anything, or say carry on when you're ready."
 ASKED_FOR_A_PERSON = "The user asked to speak to a person."
 _PREVIOUS = re.compile(
-    r"\bprevious (?:slide|one|page)\b|^(?:ok(?:ay)? )?(?:back|previous)(?: please)?$"
+    rf"\bprevious {_SLIDE}\b|^(?:ok(?:ay)? )?(?:back|previous)(?: please)?$"
     r"|\b(?:go back|back up|one back)\b"
 )
-_CURRENT = re.compile(r"\b(?:which|what) slide (?:is this|are we)\b|\bwhere are we\b")
+_CURRENT = re.compile(rf"\b(?:which|what) {_SLIDE} (?:is this|are we)\b|\bwhere are we\b")
 
 
 @dataclass(frozen=True)

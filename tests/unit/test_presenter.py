@@ -28,6 +28,9 @@ from shared.schemas import DeckSearchHit, DeckSearchResult, SlideContent
     [
         ("Next slide, please.", "next_slide", {}),
         ("next", "next_slide", {}),
+        ("Next side, please.", "next_slide", {}),  # how Whisper tiny.en often hears it
+        ("previous slides", "previous_slide", {}),
+        ("Which side is this?", "current_slide", {}),
         ("Okay, let's move on.", "next_slide", {}),
         ("Go back.", "previous_slide", {}),
         ("Can we see the previous slide?", "previous_slide", {}),
