@@ -244,8 +244,12 @@ class Replayed:
     model: str = ""
 
 
-def history_before(turn: StoredTurn, lines: list[dict[str, Any]]) -> llm.ChatContext:
-    """The conversation up to the turn's user message (or its start, without one)."""
+def history_before(
+    turn: StoredTurn, lines: list[dict[str, Any]], turns: list[StoredTurn]
+) -> llm.ChatContext:
+    """What the model had before the turn: the conversation up to the turn's user message (or
+    its start, without one), with the tool calls and results of the turns before it, in time
+    order."""
     cut = len(lines)
     if turn.user_text:
         matches = [
@@ -256,32 +260,59 @@ def history_before(turn: StoredTurn, lines: list[dict[str, Any]]) -> llm.ChatCon
         if matches:
             cut = matches[0] if len(matches) == 1 else _nearest(matches, lines, turn)
     else:
-        started = turn.started_at.isoformat()
-        cut = next(
-            (
-                i
-                for i, line in enumerate(lines)
-                if (line["started_at"] or line["created_at"]) > started
+        started = turn.started_at.timestamp()
+        cut = next((i for i, line in enumerate(lines) if _at(line) > started), len(lines))
+    entries: list[tuple[float, int, llm.ChatItem]] = [
+        (
+            _at(line),
+            0,
+            llm.ChatMessage(
+                role=line["role"],
+                content=[line["text"]],
+                id=line["item_id"],
+                interrupted=line["interrupted"],
             ),
-            len(lines),
         )
-    chat = llm.ChatContext.empty()
-    for line in lines[:cut]:
-        chat.add_message(
-            role=line["role"],
-            content=line["text"],
-            id=line["item_id"],
-            interrupted=line["interrupted"],
-        )
-    return chat
+        for line in lines[:cut]
+    ]
+    for earlier in turns:
+        if earlier.number >= turn.number:
+            continue
+        for call in earlier.tool_calls:
+            if call.output is None or call.started_at is None:
+                continue  # a call without its result cannot be shown to a model
+            done = call.started_at + (call.duration or 0.0)
+            entries.append(
+                (
+                    call.started_at,
+                    1,
+                    llm.FunctionCall(
+                        call_id=call.call_id, name=call.name, arguments=call.arguments
+                    ),
+                )
+            )
+            entries.append(
+                (
+                    done,
+                    2,
+                    llm.FunctionCallOutput(
+                        call_id=call.call_id,
+                        name=call.name,
+                        output=call.output,
+                        is_error=call.is_error,
+                    ),
+                )
+            )
+    entries.sort(key=lambda entry: (entry[0], entry[1]))
+    return llm.ChatContext([item for _, _, item in entries])
+
+
+def _at(line: dict[str, Any]) -> float:
+    return datetime.fromisoformat(line["started_at"] or line["created_at"]).timestamp()
 
 
 def _nearest(matches: list[int], lines: list[dict[str, Any]], turn: StoredTurn) -> int:
-    def distance(i: int) -> float:
-        at = lines[i]["started_at"] or lines[i]["created_at"]
-        return abs(datetime.fromisoformat(at).timestamp() - turn.started_at.timestamp())
-
-    return min(matches, key=distance)
+    return min(matches, key=lambda i: abs(_at(lines[i]) - turn.started_at.timestamp()))
 
 
 async def replay_turn(
@@ -510,7 +541,7 @@ async def run(
             )
             model = _model(llm_spec)
             try:
-                replayed = await replay_turn(turn, history_before(turn, lines), deck, model)
+                replayed = await replay_turn(turn, history_before(turn, lines, turns), deck, model)
             finally:
                 await model.aclose()
             print(report(turn, replayed), end="\n\n", file=out)

@@ -32,7 +32,14 @@ def _turn(n: int, user: str, tools: list[tuple[str, str]], before: int, after: i
         "user_text": user,
         "agent_text": "recorded answer",
         "tool_calls": [
-            {"call_id": f"c{n}{i}", "name": name, "arguments": args}
+            {
+                "call_id": f"c{n}{i}",
+                "name": name,
+                "arguments": args,
+                "output": f"recorded result {n}",
+                "started_at": start.timestamp() + 0.5,
+                "duration": 0.05,
+            }
             for i, (name, args) in enumerate(tools)
         ],
         "slide_before": before,
@@ -119,6 +126,25 @@ async def recorded(
     ]
     resp = await api.post(f"{base}/turns", headers=worker, json={"turns": turns})
     assert resp.status_code == 204, resp.text
+    said = []
+    for n, turn in enumerate(turns, start=1):
+        start = datetime.fromisoformat(turn["started_at"])
+        said += [
+            {
+                "item_id": f"u{n}",
+                "role": "user",
+                "text": turn["user_text"],
+                "started_at": start.isoformat(),
+            },
+            {
+                "item_id": f"a{n}",
+                "role": "assistant",
+                "text": f"answer {n}",
+                "started_at": (start + timedelta(seconds=1)).isoformat(),
+            },
+        ]
+    resp = await api.post(f"{base}/messages", headers=worker, json={"messages": said})
+    assert resp.status_code == 204, resp.text
     return session
 
 
@@ -203,5 +229,11 @@ async def test_a_turn_re_run_against_another_model_shows_what_it_would_have_done
     # The model was asked with the user's recorded words and the tools the presenter has.
     first = requests[0]
     assert first["model"] == "gpt-replay-test"
-    assert first["messages"][-1] == {"role": "user", "content": "Go to the next slide."}
+    # The conversation before the turn, with turn 1's tool call and its recorded result.
+    seen = [(m["role"], m.get("content"), m.get("tool_calls")) for m in first["messages"]]
+    roles = [role for role, _, _ in seen if role != "system"]
+    assert roles == ["user", "assistant", "tool", "assistant", "user"], seen
+    assert seen[-1][1] == "Go to the next slide."
+    tool_result = next(m for m in first["messages"] if m["role"] == "tool")
+    assert tool_result["content"] == "recorded result 1"
     assert {t["function"]["name"] for t in first["tools"]} >= {"next_slide", "goto_slide"}
