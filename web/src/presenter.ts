@@ -40,9 +40,11 @@ export class PresenterView {
   audioContext: AudioContext | null = null;
 
   render(room: Room): void {
-    const agent = [...room.remoteParticipants.values()].find(
-      (p: RemoteParticipant) => p.isAgent && !p.attributes[PUBLISH_ON_BEHALF],
-    );
+    // The newest presenter: after a worker is lost, the next one joins while LiveKit still lists
+    // the dead one (until its ICE timeouts, ~20 s), whose state never changes again.
+    const agent = [...room.remoteParticipants.values()]
+      .filter((p: RemoteParticipant) => p.isAgent && !p.attributes[PUBLISH_ON_BEHALF])
+      .sort((a, b) => (b.joinedAt?.getTime() ?? 0) - (a.joinedAt?.getTime() ?? 0))[0];
     const state = agent?.attributes[AGENT_STATE] ?? (agent ? "initializing" : "absent");
     this.card.dataset.agentState = state;
     this.state.textContent = agent ? (STATE_LABELS[state] ?? state) : "not here yet";
