@@ -45,10 +45,14 @@ async def cloud() -> AsyncIterator[Cloud]:
         yield Cloud(oai, dg, eleven)
 
 
-# This module sorts before the other e2e modules, so it runs before the session's offline
-# `worker` starts: both register the same agent name, and a session is dispatched to only one.
+# Both workers register the same agent name and a session is dispatched to only one of them, so
+# the suite's offline `worker` (started by earlier tests, e.g. the browser ones) stands down while
+# this module runs, and comes back for the modules after it.
 @pytest.fixture(scope="module")
-def cloud_worker(control_plane: EphemeralStack, cloud: Cloud) -> Iterator[ManagedProcess]:
+def cloud_worker(
+    control_plane: EphemeralStack, cloud: Cloud, worker: ManagedProcess
+) -> Iterator[ManagedProcess]:
+    worker.stop()
     proc = control_plane.start_worker(
         name="cloud-worker",
         PODIUM_STT_PROVIDER="deepgram",
@@ -62,7 +66,8 @@ def cloud_worker(control_plane: EphemeralStack, cloud: Cloud) -> Iterator[Manage
         PODIUM_ELEVENLABS_BASE_URL=cloud.elevenlabs.base_url,
     )
     yield proc
-    proc.stop()  # before the offline worker starts taking this agent name's dispatches
+    proc.stop()  # before the offline worker takes this agent name's dispatches again
+    control_plane.revive_worker(worker)
 
 
 @pytest.fixture(scope="module")
