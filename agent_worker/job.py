@@ -89,7 +89,21 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
         logger.info("room closed before anyone joined")
         ctx.shutdown(reason="room closed before anyone joined")
         return
+    # Claim the session before saying a word: a job that was replaced (its worker was taken for
+    # lost and another presents now) must not talk over the one that took over.
+    session_api = control_plane.for_session(metadata.session_id, metadata.credential)
+    try:
+        owner = await session_api.report_alive(ctx.job.id)
+    except ControlPlaneError:
+        owner = True  # the control plane is unreachable: present; the heartbeat settles it later
+    if not owner:
+        logger.warning("another job presents this session; not joining in")
+        ctx.shutdown(reason="another job presents this session")
+        return
     session, presenter = _voice_loop(ctx, control_plane, metadata, context, speech, senders)
+    # The framework closes the session when its participant leaves (a page reload, too); the
+    # job then leaves the room, so the people still in it get a new presenter (see resume.py).
+    session.on("close", lambda _: ctx.shutdown(reason="the agent session closed"))
     await session.start(
         agent=presenter,
         room=ctx.room,
@@ -111,7 +125,7 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
         _follow_slide_state(ctx.room, presenter.narrator)
         presenter.narrator.start()  # it waits for the greeting to finish
     heartbeat = JobHeartbeat(
-        control_plane.for_session(metadata.session_id, metadata.credential),
+        session_api,
         ctx.job.id,
         interval_s=worker_settings(ctx.proc).job_heartbeat_seconds,
         on_superseded=lambda: ctx.shutdown(reason="another job presents this session"),

@@ -29,17 +29,28 @@ class JobHeartbeat:
         self._task = asyncio.create_task(self._run(), name="job_heartbeat")
 
     async def _run(self) -> None:
+        """One report per interval on a fixed schedule: a slow answer delays no later report
+        (the control plane takes a job silent for 3 intervals as lost)."""
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
         while True:
+            next_at += self._interval_s
             try:
-                if not await self._deck.report_alive(self._job_id):
+                owner = await asyncio.wait_for(
+                    self._deck.report_alive(self._job_id), self._interval_s
+                )
+            except TimeoutError:
+                logger.warning("reporting the job alive took longer than its interval")
+            except ControlPlaneError as exc:
+                # The control plane may be restarting; it waits a silence period after start
+                # before it takes any session as lost, and the next report catches up.
+                logger.warning("could not report the job alive", extra={"status": exc.status_code})
+            else:
+                if not owner:
                     logger.warning("another job presents this session now; leaving")
                     self._on_superseded()
                     return
-            except ControlPlaneError as exc:
-                # The control plane may be restarting; it waits a silence period after start
-                # before it takes any session as lost, and the next beat catches up.
-                logger.warning("could not report the job alive", extra={"status": exc.status_code})
-            await asyncio.sleep(self._interval_s)
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
 
     async def aclose(self) -> None:
         self._task.cancel()

@@ -56,8 +56,9 @@ RESUMED = "Sorry, I lost my connection for a moment. I'm back."
 # After the user stops talking, how long to leave for their turn to be transcribed and
 # answered before narration goes on (a cough or a "hm" is not a turn).
 SETTLE_SECONDS = 1.0
-# A barge-in that produced no user turn within this long was a false alarm: carry on.
-FALSE_ALARM_SECONDS = 3.0
+# A barge-in that produced no user turn this long after the user went quiet was a false alarm:
+# carry on. Longer than the longest end-of-turn wait (1.5 s) plus a transcription.
+FALSE_ALARM_SECONDS = 2.5
 
 _POLL_SECONDS = 0.05
 
@@ -110,7 +111,6 @@ class Narrator:
         self._seen_index = 0
         self._user_turns = 0
         self._user_quiet_since = clock()
-        self._held_at = 0.0
         self._held_turns = 0
         self._held_index = 0
         self._offered = False
@@ -148,6 +148,8 @@ class Narrator:
             self.pause()
         elif self.status == "paused":
             self._set("presenting")
+        elif self.status == "held" and not moved and state.changed_by != "agent":
+            self._set("presenting")  # a participant or the API pressed resume
         elif moved and self.status == "presenting" and self._position[0] != state.index:
             self._stop_speaking()  # someone else moved the slide: narrate that one instead
         self._changed.set()
@@ -190,6 +192,12 @@ class Narrator:
             except ControlPlaneError:
                 logger.warning("narration could not reach the control plane", exc_info=True)
                 await asyncio.sleep(1.0)
+            except RuntimeError:
+                logger.info("the session closed; narration stops")  # say() on a closed session
+                return
+            except Exception:
+                logger.exception("narration step failed; trying again")
+                await asyncio.sleep(1.0)
 
     async def _present_current_slide(self) -> None:
         state = await self._deck.current_slide()
@@ -225,7 +233,9 @@ class Narrator:
                 idempotency_key=f"narration-v{state.version}",
                 reason="presentation",
             )
-        except ControlPlaneRefused:
+        except ControlPlaneRefused as exc:
+            if exc.code != "version_conflict":
+                await asyncio.sleep(1.0)  # e.g. the session is ending: do not spin
             return  # the slide moved under us (version conflict): re-read and narrate that
         self._position = (moved.index, 0)
         self.on_slide_state(moved)
@@ -236,7 +246,7 @@ class Narrator:
         if self.status != "held":
             return
         if self._user_turns == self._held_turns:
-            if self._clock() - self._held_at >= FALSE_ALARM_SECONDS:
+            if self._clock() - self._user_quiet_since >= FALSE_ALARM_SECONDS:
                 self._set("presenting")  # nothing was said after all
             else:
                 await self._wait_for_change(at_most=0.25)
@@ -277,7 +287,6 @@ class Narrator:
 
     def _hold(self) -> None:
         self.status = "held"
-        self._held_at = self._clock()
         self._held_turns = self._user_turns
         self._held_index = self._seen_index
         self._offered = False

@@ -231,14 +231,22 @@ class Presenter(Agent):
 
 
 def last_exchange(history: llm.ChatContext) -> tuple[str | None, str | None]:
-    """The user's last words, and what the agent said after them (if anything)."""
-    question = answer = None
+    """The user's last question that got an answer, and that answer — the exchange a person
+    taking over needs; the request for a person itself, still unanswered, is not it. When
+    nothing was answered yet: the user's last words and no answer."""
+    exchanges: list[tuple[str, str | None]] = []
     for item in history.items:
-        if isinstance(item, llm.ChatMessage) and item.role == "user":
-            question, answer = item.text_content, None
-        elif isinstance(item, llm.ChatMessage) and item.role == "assistant" and question:
-            answer = " ".join(filter(None, [answer, item.text_content]))
-    return question, answer
+        if not isinstance(item, llm.ChatMessage) or not item.text_content:
+            continue
+        if item.role == "user":
+            exchanges.append((item.text_content, None))
+        elif item.role == "assistant" and exchanges:
+            question, answer = exchanges[-1]
+            exchanges[-1] = (question, " ".join(filter(None, [answer, item.text_content])))
+    answered = [exchange for exchange in exchanges if exchange[1]]
+    if answered:
+        return answered[-1]
+    return exchanges[-1] if exchanges else (None, None)
 
 
 def _tool_error(exc: ControlPlaneError) -> ToolError:

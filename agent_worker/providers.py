@@ -25,6 +25,7 @@ from shared.settings import WorkerSettings
 from .config import JobConfig
 from .responder import OfflineResponder
 from .stt_local import WhisperSTT
+from .stt_stream import SpeculativeStreamAdapter
 from .tts_local import EspeakTTS, PiperTTS
 
 APOLOGY = "Sorry, I had a hiccup."
@@ -41,7 +42,7 @@ def build_stt(
     the VAD cuts the user's audio into utterances for them."""
     local = WhisperSTT(whisper)
     if settings.stt_provider == "local":
-        return stt.StreamAdapter(stt=local, vad=speech_detector)
+        return SpeculativeStreamAdapter(stt=local, vad=speech_detector)
     closers: list[Callable[[], Awaitable[None]]] = [local.aclose]
     cloud: stt.STT[Any]
     if settings.stt_provider == "deepgram":

@@ -83,13 +83,16 @@ _NEXT = re.compile(
 )
 _RESUME = re.compile(
     r"^(?:yes|yeah|yep|sure|ok|okay|please do|go ahead|please)(?: (?:please|sure|thanks))*$"
-    r"|\b(?:continue|carry on|go on|keep going|resume|proceed)\b"
+    r"|^(?:(?:yes|yeah|ok|okay|sure|please|so|and|let's)(?: please)? )*"
+    r"(?:continue|carry on|go on|keep going|resume|proceed)(?: please| then)?$"
 )
 _DECLINE = re.compile(r"^(?:no|nope|not yet|not now|no thanks|no thank you)$")
 _PAUSE = re.compile(
-    r"\b(?:pause|stop (?:the presentation|presenting)|hold on|hang on"
-    r"|wait a (?:second|moment|minute)|give me a (?:second|moment|minute))\b"
-    r"|^(?:stop|wait)(?: please)?$"
+    r"^(?:(?:ok|okay|please|sorry|can you|could you|let's)(?: please)? )*"
+    r"(?:pause|stop|wait|hold on|hang on|stop (?:the presentation|presenting)"
+    r"|wait a (?:second|moment|minute)|give me a (?:second|moment|minute)"
+    r"|pause (?:the presentation|for a (?:second|moment|minute)|here|there))"
+    r"(?: (?:a second|a moment|please|for a (?:second|moment|minute)))*$"
 )
 _ESCALATE = re.compile(
     r"\b(?:talk|speak|chat|connect|transfer|put) (?:me )?(?:to|with|through to) "

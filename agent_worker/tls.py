@@ -8,6 +8,7 @@ is waiting to be greeted. Prewarm builds it once per job process; clients reuse 
 from __future__ import annotations
 
 import functools
+import os
 import ssl
 
 import certifi
@@ -15,4 +16,10 @@ import certifi
 
 @functools.cache
 def tls_context() -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=certifi.where())
+    """Verified against ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when set (a private CA), as httpx
+    does, else certifi's bundle."""
+    cafile = os.environ.get("SSL_CERT_FILE") or None
+    capath = os.environ.get("SSL_CERT_DIR") or None
+    if cafile is None and capath is None:
+        cafile = certifi.where()
+    return ssl.create_default_context(cafile=cafile, capath=capath)

@@ -10,6 +10,9 @@ from shared.schemas import ConversationMessage, Escalation, EscalationRequest, T
 
 # What a resumed worker reloads: enough context for a model, bounded for a long session.
 RESUME_MESSAGES = 50
+# The transcript an escalation carries: its most recent messages (the full one is the
+# session's transcript).
+ESCALATION_MESSAGES = 200
 
 
 async def add_messages(
@@ -75,8 +78,14 @@ async def record_escalation(
 ) -> tuple[Escalation, bool]:
     """Record it with the transcript so far; a replayed key returns the first record (True)."""
     transcript = await conn.fetch(
-        "SELECT role, text, interrupted FROM session_messages WHERE session_id = $1 ORDER BY id",
+        """
+        SELECT role, text, interrupted FROM (
+            SELECT id, role, text, interrupted FROM session_messages
+            WHERE session_id = $1 ORDER BY id DESC LIMIT $2
+        ) recent ORDER BY id
+        """,
         session_id,
+        ESCALATION_MESSAGES,
     )
     row = await conn.fetchrow(
         f"""

@@ -101,10 +101,12 @@ async def _session_deck(
     session_id: UUID, pool: Pool, livekit: LiveKit, settings: Settings
 ) -> tuple[UUID, UUID]:
     """The session's tenant and deck; ``409 no_deck`` when it was created without one."""
-    context = await SessionService(pool, livekit, settings).context_for_worker(session_id)
-    if context.deck_id is None:
+    row = await sessions.get_by_id(pool, session_id)
+    if row is None:
+        raise NotFound(f"Session {session_id} was not found.")
+    if row["deck_id"] is None:
         raise NoDeck("This session has no deck.")
-    return context.tenant_id, context.deck_id
+    return row["tenant_id"], row["deck_id"]
 
 
 @router.get("/{session_id}/search")
@@ -239,7 +241,12 @@ async def escalate(
 
 @router.post("/{session_id}/alive", status_code=status.HTTP_204_NO_CONTENT)
 async def job_alive(
-    session_id: UUID, scope: WorkerSessionId, redis: RedisClient, settings: Settings, body: JobAlive
+    session_id: UUID,
+    scope: WorkerSessionId,
+    pool: Pool,
+    redis: RedisClient,
+    settings: Settings,
+    body: JobAlive,
 ) -> None:
     """A presenting job reports every few seconds; one that stops is taken as lost and the
     session is sent to another worker. ``409 superseded``: another job presents it now."""
@@ -247,3 +254,5 @@ async def job_alive(
     liveness = JobLiveness(redis, silence_s=settings.job_silence_seconds)
     if not await liveness.beat(session_id, body.job_id):
         raise Superseded("Another job presents this session now; leave the room.")
+    # A presenting job means the session started, even if its agent-joined report was lost.
+    await sessions.mark_started(pool, session_id)

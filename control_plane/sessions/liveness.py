@@ -22,42 +22,53 @@ from redis.asyncio import Redis
 
 logger = logging.getLogger(__name__)
 
-_DEADLINES = "podium:session-deadlines"
 _OWNER_TTL_SECONDS = 24 * 3600
+_RECHECK_SECONDS = 10.0
 
 
-def _owner_key(session_id: UUID) -> str:
-    return f"podium:session-job:{session_id}"
+class TryLater(Exception):
+    """Raised by ``on_silent`` when the session may still need a presenter later."""
 
 
 class JobLiveness:
-    def __init__(self, redis: Redis, *, silence_s: float) -> None:
+    def __init__(self, redis: Redis, *, silence_s: float, namespace: str = "podium") -> None:
         self._redis = redis
         self._silence_s = silence_s
+        self._namespace = namespace  # tests use their own, apart from the app's watchdog
+        self._deadlines = f"{namespace}:session-deadlines"
+
+    def _owner_key(self, session_id: UUID) -> str:
+        return f"{self._namespace}:session-job:{session_id}"
 
     async def beat(self, session_id: UUID, job_id: str) -> bool:
         """Record that ``job_id`` is presenting; False when another job owns the session."""
-        key = _owner_key(session_id)
+        key = self._owner_key(session_id)
         if not await self._redis.set(key, job_id, nx=True, ex=_OWNER_TTL_SECONDS):
             owner = await self._redis.get(key)
             if owner != job_id:
                 return False
-        await self._redis.zadd(_DEADLINES, {str(session_id): time.time() + self._silence_s})
+        await self._redis.zadd(self._deadlines, {str(session_id): time.time() + self._silence_s})
         return True
 
     async def release(self, session_id: UUID) -> None:
         """Forget the owner and the deadline: the next job to report owns the session."""
-        await self._redis.delete(_owner_key(session_id))
-        await self._redis.zrem(_DEADLINES, str(session_id))
+        await self._redis.delete(self._owner_key(session_id))
+        await self._redis.zrem(self._deadlines, str(session_id))
+
+    async def recheck(self, session_id: UUID, *, after_s: float) -> None:
+        """Put a claimed session back, to be claimed again after ``after_s``."""
+        await self._redis.zadd(self._deadlines, {str(session_id): time.time() + after_s})
 
     async def claim_silent(self, limit: int = 20) -> list[UUID]:
         """Sessions whose job stopped reporting; each is claimed by one replica only."""
-        due = await self._redis.zrangebyscore(_DEADLINES, "-inf", time.time(), start=0, num=limit)
+        due = await self._redis.zrangebyscore(
+            self._deadlines, "-inf", time.time(), start=0, num=limit
+        )
         claimed = []
         for member in map(str, due):
-            if await self._redis.zrem(_DEADLINES, member):
+            if await self._redis.zrem(self._deadlines, member):
                 session_id = UUID(member)
-                await self._redis.delete(_owner_key(session_id))
+                await self._redis.delete(self._owner_key(session_id))
                 claimed.append(session_id)
         return claimed
 
@@ -98,7 +109,18 @@ class Watchdog:
         while True:
             try:
                 for session_id in await self._liveness.claim_silent():
-                    await self._on_silent(session_id)
-            except Exception:  # one bad round (Redis, LiveKit) must not stop the watchdog
+                    await self._handle(session_id)
+            except Exception:  # Redis failed this round: the next one tries again
                 logger.exception("session watchdog round failed")
             await asyncio.sleep(self._interval_s)
+
+    async def _handle(self, session_id: UUID) -> None:
+        """One claimed session; when it could not be settled now, it is looked at again."""
+        try:
+            await self._on_silent(session_id)
+        except Exception as exc:
+            if not isinstance(exc, TryLater):
+                logger.exception(
+                    "could not re-dispatch a silent session", extra={"session_id": str(session_id)}
+                )
+            await self._liveness.recheck(session_id, after_s=_RECHECK_SECONDS)

@@ -118,6 +118,15 @@ async def count_dispatch(
     return count
 
 
+async def uncount_dispatch(conn: asyncpg.Connection | asyncpg.Pool, session_id: UUID) -> None:
+    """Take back a dispatch counted by :func:`count_dispatch` that could not be sent."""
+    await conn.execute(
+        "UPDATE sessions SET dispatch_count = dispatch_count - 1 "
+        "WHERE id = $1 AND dispatch_count > 1",
+        session_id,
+    )
+
+
 async def insert_audit_event(
     conn: asyncpg.Connection | asyncpg.Pool,
     *,

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from control_plane.livekit_gateway import LiveKitGateway
 from control_plane.sessions import repository
-from control_plane.sessions.liveness import JobLiveness
+from control_plane.sessions.liveness import JobLiveness, TryLater
 from shared.credentials import mint_session_credential
 from shared.schemas import DispatchMetadata
 from shared.settings import ControlPlaneSettings
@@ -27,6 +27,9 @@ logger = logging.getLogger(__name__)
 
 ROOM_PREFIX = "podium-"
 _SEEN_TTL_SECONDS = 3600
+# After a re-dispatch, the other signal about the same loss (the webhook ~20 s after the
+# watchdog, or the reverse) must not send a third presenter.
+_REDISPATCH_QUIET_SECONDS = 60
 
 
 def session_of_room(room: str) -> UUID | None:
@@ -57,18 +60,23 @@ class Resumer:
         session_id = session_of_room(room)
         if session_id is None:
             return False
-        # LiveKit may deliver a webhook more than once: act once per departed agent.
-        if not await self._redis.set(
-            f"podium:agent-left:{agent_sid}", "1", nx=True, ex=_SEEN_TTL_SECONDS
-        ):
+        # LiveKit may deliver a webhook more than once: act once per departed agent. If acting
+        # fails, forget it, so LiveKit's retry of this webhook is not taken for a duplicate.
+        seen = f"podium:agent-left:{agent_sid}"
+        if not await self._redis.set(seen, "1", nx=True, ex=_SEEN_TTL_SECONDS):
             return False
-        return await self._redispatch(
-            session_id, cause="agent_left", detail={"agent_sid": agent_sid}, replaced=False
-        )
+        try:
+            return await self._redispatch(
+                session_id, cause="agent_left", detail={"agent_sid": agent_sid}, replaced=False
+            )
+        except BaseException:
+            await self._redis.delete(seen)
+            raise
 
     async def job_silent(self, session_id: UUID) -> bool:
         """The session's job stopped reporting: its presenter, if still listed in the room, is
-        a ghost LiveKit has not dropped yet, so another presenter is sent regardless."""
+        a ghost LiveKit has not dropped yet, so another presenter is sent regardless.
+        Raises :class:`TryLater` when nobody is in the room right now (they may be reconnecting)."""
         return await self._redispatch(session_id, cause="job_silent", detail={}, replaced=True)
 
     async def _redispatch(
@@ -79,9 +87,22 @@ class Resumer:
             return False  # ended (the agent left with everyone), or never started
         people, agents = await self._livekit.room_occupants(row["room"])
         if people == 0:
+            if replaced:
+                raise TryLater  # the watchdog looks again: they may be reconnecting
             return False  # everyone left too: nobody to present to
         if agents > 0 and not replaced:
             return False  # another presenter is already there
+        quiet = f"podium:redispatched:{session_id}"
+        if not await self._redis.set(quiet, cause, nx=True, ex=_REDISPATCH_QUIET_SECONDS):
+            return False  # the other signal about this loss already sent a presenter
+        try:
+            return await self._dispatch(row, cause=cause, detail=detail)
+        except BaseException:
+            await self._redis.delete(quiet)
+            raise
+
+    async def _dispatch(self, row: asyncpg.Record, *, cause: str, detail: dict[str, str]) -> bool:
+        session_id: UUID = row["id"]
         count = await repository.count_dispatch(
             self._pool, session_id, limit=1 + self._settings.max_redispatches
         )
@@ -100,7 +121,11 @@ class Resumer:
             self._settings.worker_credential_ttl_seconds,
         )
         metadata = DispatchMetadata(session_id=session_id, credential=credential)
-        await self._livekit.dispatch_agent(row["room"], metadata.model_dump_json())
+        try:
+            await self._livekit.dispatch_agent(row["room"], metadata.model_dump_json())
+        except BaseException:
+            await repository.uncount_dispatch(self._pool, session_id)  # it did not happen
+            raise
         await self._audit(row, {**audit, "redispatched": True, "dispatch": count})
         logger.warning(
             "session lost its worker; dispatched it again",

@@ -54,6 +54,7 @@ async def test_the_presenter_narrates_yields_to_a_question_and_carries_on(
         # Barge in while the notes sentence plays: the agent's voice stops within the bound.
         await ada.until(lambda: ada.voiced and ada.voiced[-1] > moved_at + 1.0, 30, "no notes")
         asked, done = await ada.say("How much does it cost?")
+        assert ada.audible_between(asked - 0.5, asked)  # it was talking when the user began
         heard_after = [t for t in ada.voiced if asked + BARGE_IN_BOUND_S <= t < done]
         assert not heard_after, (
             f"the agent kept talking {heard_after[-1] - asked:.2f} s into the user's question"

@@ -257,7 +257,8 @@ async def test_the_first_job_to_report_owns_the_session_and_a_silent_one_is_clai
     # The watchdog's side, on the same Redis with a short silence period.
     redis = Redis.from_url(control_plane.redis.url(), decode_responses=True)
     try:
-        liveness = JobLiveness(redis, silence_s=0.3)
+        # its own namespace: the app's watchdog claims from the default one on the same Redis
+        liveness = JobLiveness(redis, silence_s=0.3, namespace=f"test-{uuid.uuid4()}")
         session_id = uuid.UUID(live.sid)
         assert await liveness.beat(session_id, "AJ_one")
         assert session_id not in await liveness.claim_silent()

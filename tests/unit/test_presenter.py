@@ -9,7 +9,7 @@ import pytest
 from livekit.agents import AgentSession, llm
 
 from agent_worker.narration import narration_script, slide_state_in
-from agent_worker.presenter import Presenter, describe_hits
+from agent_worker.presenter import Presenter, describe_hits, last_exchange
 from agent_worker.responder import (
     ASKED_FOR_A_PERSON,
     CARRY_ON_LATER,
@@ -49,6 +49,18 @@ from shared.schemas import DeckSearchHit, DeckSearchResult, SlideContent
         ("Sure.", "resume_presentation", {}),
         ("OK, carry on.", "resume_presentation", {}),
         ("Let's continue", "resume_presentation", {}),
+        ("Continue, please.", "resume_presentation", {}),
+        ("Yes, carry on.", "resume_presentation", {}),
+        (
+            "Can I pause my subscription?",
+            "search_slides",
+            {"query": "Can I pause my subscription?"},
+        ),
+        (
+            "What if I do not continue the contract?",
+            "search_slides",
+            {"query": "What if I do not continue the contract?"},
+        ),
         ("Can I talk to a human?", "escalate_to_human", {"reason": ASKED_FOR_A_PERSON}),
         (
             "I'd like to speak with someone from sales",
@@ -167,3 +179,14 @@ async def test_a_question_is_searched_in_the_deck() -> None:
         result.expect.next_event().is_function_call(
             name="search_slides", arguments={"query": "Is there an annual contract?"}
         )
+
+
+def test_an_escalation_carries_the_last_answered_question_not_the_request_itself() -> None:
+    chat = llm.ChatContext.empty()
+    chat.add_message(role="assistant", content="Hello!")
+    assert last_exchange(chat) == (None, None)
+    chat.add_message(role="user", content="Can I get a discount?")
+    assert last_exchange(chat) == ("Can I get a discount?", None)
+    chat.add_message(role="assistant", content="The deck doesn't cover that.")
+    chat.add_message(role="user", content="I want to speak to a real person.")
+    assert last_exchange(chat) == ("Can I get a discount?", "The deck doesn't cover that.")

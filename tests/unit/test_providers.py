@@ -35,6 +35,7 @@ from agent_worker.config import JobConfig
 from agent_worker.providers import APOLOGY, ApologeticResponder, build_llm, build_stt, build_tts
 from agent_worker.responder import OfflineResponder
 from agent_worker.stt_local import WhisperSTT, load_whisper
+from agent_worker.stt_stream import SpeculativeStreamAdapter
 from agent_worker.tts_local import EspeakTTS, PiperTTS
 from shared.settings import WorkerSettings
 from tests.fakes import DeepgramFake, ElevenLabsFake, OpenAIFake
@@ -131,7 +132,7 @@ async def test_local_stt_is_whisper_cut_by_the_vad(
     whisper: WhisperModel, speech_detector: vad.VAD
 ) -> None:
     built = build_stt(WorkerSettings(), whisper, speech_detector)
-    assert isinstance(built, stt.StreamAdapter) and isinstance(built.wrapped_stt, WhisperSTT)
+    assert isinstance(built, SpeculativeStreamAdapter) and isinstance(built.wrapped_stt, WhisperSTT)
     await built.aclose()
 
 
