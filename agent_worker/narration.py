@@ -15,7 +15,7 @@ agent has nothing else to say. Its state:
   offers once to continue and waits for ``resume``. A sound that turned out not to be a turn
   (nothing transcribed) resumes narration by itself.
 - ``paused``: the slide state says paused (a tool, a participant or the API paused it).
-- ``finished``: the last slide was narrated.
+- ``finished``: the last slide was narrated; ``resume`` presents on from the slide shown.
 
 Pause and slide changes made by anyone reach it through the room metadata, as every client sees
 them, so it reacts the same way whoever acted.
@@ -127,8 +127,9 @@ class Narrator:
         self._task = asyncio.create_task(self._run(), name="narrator")
 
     def resume(self) -> Status:
-        """Go on presenting from where it stopped (no effect once finished)."""
-        if self.status in ("held", "paused"):
+        """Go on presenting from where it stopped; after the last slide, from the slide shown
+        now (the user went back to one), and just the closing line if that is the last."""
+        if self.status != "presenting":
             self._set("presenting")
         return self.status
 

@@ -163,10 +163,8 @@ class Presenter(Agent):
         state = await self._current()
         if state.paused:
             state = await self._change_state(context, "resume")
-        if self.narrator is None:
-            return describe_state(state, lead="Resuming at")
-        if self.narrator.resume() == "finished":
-            return "The presentation is over; every slide has been presented."
+        if self.narrator is not None:
+            self.narrator.resume()
         return describe_state(state, lead="Resuming at")
 
     @function_tool()
