@@ -14,7 +14,6 @@ import contextlib
 import logging
 import time
 from datetime import UTC, datetime
-from types import TracebackType
 
 import asyncpg
 from fastapi import APIRouter, Response
@@ -24,6 +23,7 @@ from redis.exceptions import RedisError
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from control_plane.background import BackgroundLoop
 from control_plane.fleet import repository
 from control_plane.fleet.service import fleet_view, policy_from
 from control_plane.fleet.store import HeartbeatStore
@@ -124,7 +124,7 @@ class MetricsMiddleware:
                 HTTP_SECONDS.labels(scope["method"], label).observe(time.perf_counter() - started)
 
 
-class MetricsRefresher:
+class MetricsRefresher(BackgroundLoop):
     """Owns the task that refreshes gauges and observes completed joins and ingestions."""
 
     def __init__(self, pool: asyncpg.Pool, redis: Redis, settings: ControlPlaneSettings) -> None:
@@ -134,22 +134,10 @@ class MetricsRefresher:
         self._store = HeartbeatStore(redis, settings.fleet_heartbeat_ttl_seconds)
         self._interval = settings.metrics_refresh_seconds
         self._owner = f"{id(self):x}-{time.time_ns()}"
-        self._task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> MetricsRefresher:
-        self._task = asyncio.create_task(self._run(), name="metrics_refresher")
-        return self
+    name = "metrics_refresher"
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    async def _after_stop(self) -> None:
         with contextlib.suppress(Exception):  # Redis may already be gone at shutdown
             if await self._redis.get(_LEASE_KEY) == self._owner:
                 await self._redis.delete(_LEASE_KEY)

@@ -15,13 +15,12 @@ A session everyone left is closed by LiveKit after the room's empty timeout
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from types import TracebackType
 from uuid import UUID
 
 import asyncpg
 
+from control_plane.background import BackgroundLoop
 from control_plane.errors import UpstreamUnavailable
 from control_plane.livekit_gateway import LiveKitGateway
 from control_plane.sessions import repository
@@ -91,29 +90,15 @@ async def overdue(pool: asyncpg.Pool, settings: ControlPlaneSettings) -> list[tu
     return [(r["id"], r["reason"]) for r in rows]
 
 
-class LifecycleSweeper:
+class LifecycleSweeper(BackgroundLoop):
     def __init__(
         self, pool: asyncpg.Pool, livekit: LiveKitGateway, settings: ControlPlaneSettings
     ) -> None:
         self._pool = pool
         self._livekit = livekit
         self._settings = settings
-        self._task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> LifecycleSweeper:
-        self._task = asyncio.create_task(self._run(), name="session_lifecycle")
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    name = "session_lifecycle"
 
     async def sweep(self) -> int:
         ended = 0

@@ -12,13 +12,14 @@ comes only after its ICE timeouts, ~20 s; this notices within ``PODIUM_JOB_SILEN
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from uuid import UUID
 
 from redis.asyncio import Redis
+
+from control_plane.background import BackgroundLoop
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class JobLiveness:
         return claimed
 
 
-class Watchdog:
+class Watchdog(BackgroundLoop):
     """Claims silent sessions once a second and hands each to ``on_silent``.
 
     It waits one silence period after start-up before it claims anything: jobs that could not
@@ -92,17 +93,8 @@ class Watchdog:
         self._on_silent = on_silent
         self._grace_s = grace_s
         self._interval_s = interval_s
-        self._task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> Watchdog:
-        self._task = asyncio.create_task(self._run(), name="session_watchdog")
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    name = "session_watchdog"
 
     async def _run(self) -> None:
         await asyncio.sleep(self._grace_s)

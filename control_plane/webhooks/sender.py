@@ -6,19 +6,18 @@ and ``FOR UPDATE SKIP LOCKED`` leases keep them from sending the same delivery a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import json
 import logging
 import socket
 import time
-from types import TracebackType
 from urllib.parse import urlsplit
 from uuid import UUID
 
 import asyncpg
 import httpx
 
+from control_plane.background import BackgroundLoop
 from control_plane.webhooks import repository
 from control_plane.webhooks.signing import signature
 from shared.settings import ControlPlaneSettings
@@ -29,7 +28,7 @@ _BATCH = 20
 USER_AGENT = "Podium-Webhooks/1"
 
 
-class WebhookSender:
+class WebhookSender(BackgroundLoop):
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -45,24 +44,12 @@ class WebhookSender:
             headers={"User-Agent": USER_AGENT},
             transport=transport,
         )
-        self._task: asyncio.Task[None] | None = None
         allow = settings.webhook_allow_private_urls
         self._allow_private = allow if allow is not None else settings.environment != "prod"
 
-    async def __aenter__(self) -> WebhookSender:
-        self._task = asyncio.create_task(self._run(), name="webhook_sender")
-        return self
+    name = "webhook_sender"
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    async def _after_stop(self) -> None:
         await self._http.aclose()
 
     async def _run(self) -> None:
