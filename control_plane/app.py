@@ -37,6 +37,7 @@ from control_plane.slides.router import router as slides_router
 from control_plane.slides.router import slide_state_error
 from control_plane.slides.service import SlideService, SlideStateError
 from control_plane.storage import LocalStorage, UrlSigner
+from control_plane.tenants.router import router as tenant_router
 from control_plane.tenants.service import KeyCache
 from control_plane.transcripts.router import router as transcripts_router
 from control_plane.web.router import router as web_router
@@ -161,4 +162,5 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
     app.include_router(livekit_webhook_router)
     app.include_router(transcripts_router)
     app.include_router(webhooks_router)
+    app.include_router(tenant_router)
     return app

@@ -11,6 +11,30 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 SessionStatus = Literal["created", "active", "ended"]
 
 
+HEX_COLOUR = r"^#[0-9A-Fa-f]{6}$"
+HairStyle = Literal["short", "bob", "long", "none"]
+
+
+class AvatarStyle(BaseModel):
+    """How a tenant's presenter looks when Podium renders it locally (colours are ``#RRGGBB``).
+
+    ``enabled: false`` makes the tenant's sessions audio-only, whatever the worker runs.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    skin: str = Field(default="#D9A47F", pattern=HEX_COLOUR)
+    hair: str = Field(default="#2E211B", pattern=HEX_COLOUR)
+    hair_style: HairStyle = "bob"
+    eyes: str = Field(default="#4B3A2E", pattern=HEX_COLOUR, description="Iris colour.")
+    jacket: str = Field(default="#1E2B45", pattern=HEX_COLOUR)
+    shirt: str = Field(default="#F3F5F9", pattern=HEX_COLOUR)
+    background: str = Field(default="#E9EEF5", pattern=HEX_COLOUR)
+    accent: str = Field(default="#2F6FE4", pattern=HEX_COLOUR, description="Brand colour.")
+    glasses: bool = False
+
+
 class DispatchMetadata(BaseModel):
     """JSON placed in the LiveKit agent dispatch; only the dispatched worker job can read it."""
 
@@ -42,6 +66,11 @@ class SessionContext(BaseModel):
     )
     record: bool = Field(
         default=False, description="Record the session's audio and upload it when the job ends."
+    )
+    avatar: AvatarStyle = Field(
+        default_factory=AvatarStyle,
+        description="How the session's tenant wants its presenter to look (the defaults when "
+        "it set none).",
     )
 
 

@@ -27,6 +27,7 @@ from control_plane.slides import repository as slide_repository
 from control_plane.slides.cache import SlideRecord
 from control_plane.slides.publisher import room_metadata
 from control_plane.storage import UrlSigner
+from control_plane.tenants import service as tenants
 from shared.credentials import mint_session_credential
 from shared.schemas import DispatchMetadata, SessionContext
 from shared.settings import ControlPlaneSettings
@@ -208,6 +209,7 @@ class SessionService:
             participant_name=row["participant_name"],
             greeting=greeting_for(row["participant_name"]),
             record=row["record"],
+            avatar=await tenants.get_avatar(self._pool, row["tenant_id"]),
             created_at=row["created_at"],
             # The agent joined before and this job is another dispatch: a worker was lost.
             resumed=row["status"] == "active",

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import time
 from dataclasses import dataclass
 from uuid import UUID
 
 import asyncpg
+from pydantic import ValidationError
 
+from control_plane.errors import NotFound
 from control_plane.tenants import repository
+from shared.schemas import AvatarStyle
+
+logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "pdm_"
 
@@ -75,3 +81,26 @@ async def authenticate(pool: asyncpg.Pool, key: str, cache: KeyCache | None = No
     if tenant_id is not None and cache is not None:
         cache.put(digest, tenant_id)
     return tenant_id
+
+
+async def get_avatar(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: UUID) -> AvatarStyle:
+    """The tenant's effective style: the stored one over the defaults."""
+    stored = await repository.get_avatar(conn, tenant_id)
+    if stored is None:
+        return AvatarStyle()
+    try:
+        return AvatarStyle.model_validate(stored)
+    except ValidationError:
+        # Stored before AvatarStyle changed shape: a session must still start, looking default.
+        logger.warning("stored avatar style no longer valid", extra={"tenant_id": str(tenant_id)})
+        return AvatarStyle()
+
+
+async def set_avatar(
+    conn: asyncpg.Connection | asyncpg.Pool, tenant_id: UUID, avatar: AvatarStyle
+) -> AvatarStyle:
+    """Replace the tenant's style; every field is stored, so later default changes do not move
+    a style the tenant chose."""
+    if not await repository.set_avatar(conn, tenant_id, avatar.model_dump(mode="json")):
+        raise NotFound(f"Tenant {tenant_id} was not found.")
+    return avatar

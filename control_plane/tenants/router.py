@@ -1,0 +1,24 @@
+"""/v1/tenant: settings that apply to all of the calling tenant's sessions."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from control_plane.deps import Pool, TenantId
+from control_plane.tenants import service
+from shared.schemas import AvatarStyle
+
+router = APIRouter(prefix="/v1/tenant", tags=["tenant"])
+
+
+@router.get("/avatar")
+async def get_avatar(tenant_id: TenantId, pool: Pool) -> AvatarStyle:
+    """Your presenter's look: the style you stored, or the defaults."""
+    return await service.get_avatar(pool, tenant_id)
+
+
+@router.put("/avatar")
+async def put_avatar(tenant_id: TenantId, pool: Pool, body: AvatarStyle) -> AvatarStyle:
+    """Replace your presenter's look; omitted fields take their defaults. Sessions whose job
+    starts (or resumes) afterwards use it."""
+    return await service.set_avatar(pool, tenant_id, body)
