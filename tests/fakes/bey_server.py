@@ -47,6 +47,7 @@ class FakeAvatar:
     room_name: str
     identity: str
     joined: asyncio.Event = field(default_factory=asyncio.Event)
+    speaking: asyncio.Event = field(default_factory=asyncio.Event)  # a segment is arriving
     audio_s: float = 0.0  # agent audio received
     segments_ended: int = 0  # speech segments played to the end
     interrupted: int = 0  # clear_buffer requests from the agent (barge-in)
@@ -147,10 +148,14 @@ class _LoudnessVideo(VideoGenerator):
     async def push_audio(self, frame: rtc.AudioFrame | AudioSegmentEnd) -> None:
         if isinstance(frame, rtc.AudioFrame):
             self._avatar.audio_s += frame.duration
+            self._avatar.speaking.set()
+        else:
+            self._avatar.speaking.clear()
         await self._queue.put(frame)
 
     def clear_buffer(self) -> None:
         self._avatar.interrupted += 1
+        self._avatar.speaking.clear()
         while not self._queue.empty():
             self._queue.get_nowait()
         self._video_due = 0.0
