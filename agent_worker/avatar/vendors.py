@@ -26,6 +26,7 @@ from livekit.agents import (
     APIStatusError,
 )
 from livekit.agents.voice.avatar import AvatarSession
+from livekit.agents.voice.io import AudioOutput
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -222,11 +223,12 @@ async def start_vendor_avatar(
 ) -> AvatarSession[Any]:
     """Start the vendor's avatar in ``room`` and route ``session``'s audio to it.
 
-    Call it inside the job, with the room connected and before ``session.start()``: the
-    plugin sets ``session.output.audio`` to its data-stream sink, which ``RoomIO`` then keeps.
-    Returns once the avatar has joined and published video, within
-    ``settings.avatar_join_timeout_seconds`` for the whole start. On any failure, closes what
-    was started, restores ``session.output.audio`` and raises ``VendorAvatarError``.
+    Call it inside the job, with the room connected, before ``session.start()``: the plugin
+    sets ``session.output.audio`` to its data-stream sink, which ``RoomIO`` then keeps (after
+    the start it swaps the tail of the running chain instead). Returns once the avatar has
+    joined and published video, within ``settings.avatar_join_timeout_seconds`` for the whole
+    start. On any failure, closes what was started, puts the session's audio output back as it
+    was (``None`` before ``session.start()``) and raises ``VendorAvatarError``.
     """
     try:
         check_vendor(name, settings)
@@ -237,7 +239,7 @@ async def start_vendor_avatar(
     spec = _SPECS[name]
     plugin = _plugin(spec)
     assert plugin is not None
-    previous_audio = session.output.audio
+    before = _AudioRoute.of(session)
     timeout = settings.avatar_join_timeout_seconds
     try:
         avatar = spec.build(plugin, settings)
@@ -256,13 +258,13 @@ async def start_vendor_avatar(
                 livekit_api_key=livekit_api_key,
                 livekit_api_secret=livekit_api_secret,
             )
-            if session.output.audio is previous_audio:
+            if _audio_tail(session) is before.tail:
                 # Simli logs a refused request and returns instead of raising.
                 raise VendorAvatarError("the vendor did not start a session (see its log)")
             stage = "join"
             await avatar.wait_for_join(timeout=None)
     except BaseException as exc:
-        await _undo(avatar, session, previous_audio)
+        await _undo(avatar, session, before)
         if not isinstance(exc, Exception):
             raise  # cancelled: the caller is going away
         if isinstance(exc, TimeoutError):
@@ -290,12 +292,34 @@ def _reason(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
 
-async def _undo(
-    avatar: AvatarSession[Any], session: AgentSession[Any], previous_audio: Any
-) -> None:
+def _audio_tail(session: AgentSession[Any]) -> AudioOutput | None:
     sink = session.output.audio
-    if sink is not previous_audio:
-        session.output.audio = previous_audio
+    while sink is not None and sink.next_in_chain is not None:
+        sink = sink.next_in_chain
+    return sink
+
+
+@dataclass(frozen=True)
+class _AudioRoute:
+    """Where the session's audio went before the vendor took it."""
+
+    head: AudioOutput | None
+    tail: AudioOutput | None
+
+    @classmethod
+    def of(cls, session: AgentSession[Any]) -> _AudioRoute:
+        return cls(session.output.audio, _audio_tail(session))
+
+
+async def _undo(
+    avatar: AvatarSession[Any], session: AgentSession[Any], before: _AudioRoute
+) -> None:
+    sink = _audio_tail(session)
+    if sink is not before.tail:
+        if session.output.audio is not before.head or before.tail is None:
+            session.output.audio = before.head
+        else:
+            session.output.replace_audio_tail(before.tail)
         # DataStreamAudioOutput has no close; its start task would wait for the avatar
         # participant for as long as the process lives.
         start_task = getattr(sink, "_start_atask", None)
