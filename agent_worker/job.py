@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from shared.schemas import ConversationMessage, DispatchMetadata, SessionContext
 from shared.settings import WorkerSettings
 
+from .avatar.presence import AUDIO_ONLY, attach_avatar
 from .config import JobConfig
 from .control_plane_client import ControlPlaneClient, ControlPlaneError, SessionNotFoundError
 from .conversation import ConversationSync
@@ -104,10 +105,15 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
     # The framework closes the session when its participant leaves (a page reload, too); the
     # job then leaves the room, so the people still in it get a new presenter (see resume.py).
     session.on("close", lambda _: ctx.shutdown(reason="the agent session closed"))
+    avatar = await attach_avatar(ctx, session, worker_settings(ctx.proc), context.avatar)
     await session.start(
         agent=presenter,
         room=ctx.room,
-        room_options=room_io.RoomOptions(participant_identity=participant.identity),
+        room_options=room_io.RoomOptions(
+            participant_identity=participant.identity,
+            # the avatar publishes the voice with its face; audio-only, the room output does
+            audio_output=avatar.mode == AUDIO_ONLY,
+        ),
         record=recording_options(context.record),
     )
     if context.record:

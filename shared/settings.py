@@ -269,6 +269,18 @@ class WorkerSettings(_Base):
         default=5, gt=0, le=60, description="How often the worker reports to the control plane."
     )
 
+    avatar_provider: Literal["local", "none", "tavus", "liveavatar", "simli", "bey", "anam"] = (
+        Field(
+            default="local",
+            description="'local' draws the presenter in the worker (offline, free); a vendor "
+            "name uses its LiveKit plugin (see docs/avatar-vendors.md) and falls back to 'local' "
+            "when it fails; 'none' is audio-only.",
+        )
+    )
+    avatar_width: int = Field(default=640, ge=320, le=1920, description="Local avatar video.")
+    avatar_height: int = Field(default=360, ge=180, le=1080)
+    avatar_fps: float = Field(default=25.0, ge=10.0, le=30.0)
+
     # Providers per stage: "local" runs offline; a cloud provider needs its key, and its stage
     # keeps the local engine behind it as the fallback.
     stt_provider: Literal["local", "deepgram", "openai"] = Field(

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from livekit import rtc
 
+from agent_worker.avatar.face import mouth_opening
 from shared.devstack.probe import SPEECH_RMS, frame_rms
 from tests.e2e.speech import espeak, speak
 
@@ -30,6 +31,20 @@ class Line:
 
 
 @dataclass
+class Seen:
+    """One video frame of the presenter as this client decoded it."""
+
+    at: float
+    identity: str
+    width: int
+    height: int
+    mouth: float  # agent_worker.avatar.face.mouth_opening: 0 closed, > MOUTH_OPEN open
+
+
+MOUTH_OPEN = 0.02
+
+
+@dataclass
 class Audience:
     url: str
     token: str
@@ -37,6 +52,8 @@ class Audience:
     voiced: list[float] = field(default_factory=list)  # times of audible agent frames
     lines: list[Line] = field(default_factory=list)  # final transcription segments
     slides: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    watch: bool = False  # decode the presenter's video into ``frames`` (else unsubscribe it)
+    frames: list[Seen] = field(default_factory=list)
     _source: rtc.AudioSource | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -113,9 +130,38 @@ class Audience:
 
     # -- events -----------------------------------------------------------------------------
 
-    def _on_track(self, track: rtc.Track, *_: object) -> None:
+    def _on_track(
+        self,
+        track: rtc.Track,
+        publication: rtc.RemoteTrackPublication,
+        participant: rtc.RemoteParticipant,
+    ) -> None:
         if track.kind == rtc.TrackKind.KIND_AUDIO:
             self._tasks.append(asyncio.create_task(self._listen(track)))
+        elif track.kind == rtc.TrackKind.KIND_VIDEO and self.watch:
+            self._tasks.append(asyncio.create_task(self._watch(track, participant.identity)))
+        elif track.kind == rtc.TrackKind.KIND_VIDEO:
+            publication.set_subscribed(False)  # decoding video costs the other tests' CPU
+
+    async def _watch(self, track: rtc.Track, identity: str) -> None:
+        stream = rtc.VideoStream(track, format=rtc.VideoBufferType.RGBA)
+        try:
+            async for event in stream:
+                frame = event.frame
+                pixels = np.frombuffer(frame.data, dtype=np.uint8).reshape(
+                    frame.height, frame.width, 4
+                )
+                self.frames.append(
+                    Seen(
+                        time.perf_counter(),
+                        identity,
+                        frame.width,
+                        frame.height,
+                        mouth_opening(pixels),
+                    )
+                )
+        finally:
+            await stream.aclose()
 
     async def _listen(self, track: rtc.Track) -> None:
         stream = rtc.AudioStream(track)

@@ -1,0 +1,130 @@
+"""Which face the presenter shows, decided once per job before the agent session starts:
+the configured vendor, else the local renderer, else none (audio-only) — and the clients are
+told which through the agent participant's ``podium.avatar`` attribute.
+
+The local renderer runs inside the job: the agent's audio goes to a ``QueueAudioOutput``
+instead of the room, and an ``AvatarRunner`` publishes the voice and the face together from the
+agent's own participant. Should drawing fail mid-session, the face track is unpublished and the
+voice carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from livekit import rtc
+from livekit.agents import AgentSession, JobContext
+from livekit.agents.voice.avatar import AvatarOptions, AvatarRunner, QueueAudioOutput
+
+from shared.schemas import AvatarStyle
+from shared.settings import WorkerSettings
+
+from .face import FaceRenderer
+from .generator import FaceVideoGenerator
+
+logger = logging.getLogger(__name__)
+
+AVATAR_ATTRIBUTE = "podium.avatar"
+"""On the agent participant: ``local``, ``vendor:<name>`` or ``audio-only``."""
+AUDIO_ONLY = "audio-only"
+SAMPLE_RATE = 24_000
+VIDEO_TRACK = "avatar_video"  # the name AvatarRunner publishes the face under
+
+
+@dataclass
+class Avatar:
+    mode: str
+    generator: FaceVideoGenerator | None = None
+    runner: AvatarRunner | None = None
+
+
+async def attach_avatar(
+    ctx: JobContext, session: AgentSession[Any], settings: WorkerSettings, style: AvatarStyle
+) -> Avatar:
+    """Give ``session`` a face (call before ``session.start``); never raises."""
+    avatar = Avatar(AUDIO_ONLY)
+    if not style.enabled or settings.avatar_provider == "none":
+        logger.info("avatar turned off: audio-only")
+    elif settings.avatar_provider != "local" and await _vendor(ctx, session, settings):
+        avatar = Avatar(f"vendor:{settings.avatar_provider}")
+    else:
+        try:
+            avatar = await _local(ctx, session, settings, style)
+        except Exception:
+            logger.exception("the local avatar could not start; continuing audio-only")
+            session.output.audio = None
+    await _announce(ctx.room, avatar.mode)
+    return avatar
+
+
+async def _vendor(ctx: JobContext, session: AgentSession[Any], settings: WorkerSettings) -> bool:
+    from .vendors import VendorAvatarError, VendorAvatarSettings, start_vendor_avatar
+
+    try:
+        await start_vendor_avatar(
+            settings.avatar_provider,
+            VendorAvatarSettings(),
+            session,
+            ctx.room,
+            livekit_url=settings.livekit_url,
+            livekit_api_key=settings.livekit_api_key,
+            livekit_api_secret=settings.livekit_api_secret.get_secret_value(),
+        )
+    except VendorAvatarError as exc:
+        logger.warning("vendor avatar failed, using the local one instead: %s", exc)
+        return False
+    return True
+
+
+async def _local(
+    ctx: JobContext, session: AgentSession[Any], settings: WorkerSettings, style: AvatarStyle
+) -> Avatar:
+    renderer = await asyncio.to_thread(
+        FaceRenderer, style, settings.avatar_width, settings.avatar_height
+    )
+    room = ctx.room
+
+    def face_failed(_: BaseException) -> None:
+        asyncio.get_running_loop().create_task(_drop_face(room))
+
+    generator = FaceVideoGenerator(
+        renderer, fps=settings.avatar_fps, sample_rate=SAMPLE_RATE, on_failure=face_failed
+    )
+    audio = QueueAudioOutput(sample_rate=SAMPLE_RATE, wait_playback_start=True)
+    runner = AvatarRunner(
+        room,
+        audio_recv=audio,
+        video_gen=generator,
+        options=AvatarOptions(
+            video_width=renderer.width,
+            video_height=renderer.height,
+            video_fps=settings.avatar_fps,
+            audio_sample_rate=SAMPLE_RATE,
+            audio_channels=1,
+        ),
+    )
+    await runner.start()
+    generator.attach(runner.av_sync)
+    ctx.add_shutdown_callback(runner.aclose)
+    session.output.audio = audio
+    return Avatar("local", generator, runner)
+
+
+async def _drop_face(room: rtc.Room) -> None:
+    """The face stopped: take its frozen track away and tell the clients, the voice stays."""
+    try:
+        for publication in list(room.local_participant.track_publications.values()):
+            if publication.name == VIDEO_TRACK:
+                await room.local_participant.unpublish_track(publication.sid)
+    finally:
+        await _announce(room, AUDIO_ONLY)
+
+
+async def _announce(room: rtc.Room, mode: str) -> None:
+    try:
+        await room.local_participant.set_attributes({AVATAR_ATTRIBUTE: mode})
+    except Exception:
+        logger.warning("could not tell the clients the avatar is %s", mode, exc_info=True)

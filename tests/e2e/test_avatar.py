@@ -1,0 +1,104 @@
+"""The presenter's face through a real room, as a viewer's client decodes it: the local avatar's
+video arrives from the agent, its mouth moves while the agent speaks and stays shut while it is
+silent, and it shuts soon after the user interrupts; a tenant that turns the avatar off gets an
+audio-only presenter that still talks, and its clients are told."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+
+import httpx
+
+from agent_worker.avatar.presence import AUDIO_ONLY, AVATAR_ATTRIBUTE
+from shared.devstack.services import ManagedProcess
+from tests.e2e.audience import MOUTH_OPEN, Audience, Seen
+from tests.e2e.conftest import ProductDeck, Sessions
+
+# From the user's first word to the presenter's mouth staying shut: the barge-in bound of
+# test_presentation (VAD onset + the interruption minimum + buffers) and two video frames.
+MOUTH_SHUT_BOUND_S = 1.3
+QUIET_S = 0.3  # the mouth counts as shut once it stayed shut this long
+
+
+def _agent_identity(ada: Audience) -> str | None:
+    agents = [p for p in ada.room.remote_participants.values() if p.kind == 4]  # AGENT
+    return agents[0].identity if agents else None
+
+
+def _shut_from(frames: list[Seen], since: float) -> float | None:
+    """When the mouth closed for good (for QUIET_S at least) after ``since``."""
+    shut_at: float | None = None
+    for frame in frames:
+        if frame.at < since:
+            continue
+        if frame.mouth > MOUTH_OPEN:
+            shut_at = None
+        elif shut_at is None:
+            shut_at = frame.at
+        elif frame.at - shut_at >= QUIET_S:
+            return shut_at
+    return None
+
+
+async def test_the_face_speaks_with_the_voice_and_shuts_when_interrupted(
+    product_deck: ProductDeck, new_session: Sessions, worker: ManagedProcess
+) -> None:
+    session = await new_session(product_deck.deck_id)
+    async with Audience(session["livekit_url"], session["token"], watch=True) as ada:
+        await ada.until(lambda: len(ada.frames) > 50, 60, "no presenter video")
+        agent = _agent_identity(ada)
+        assert agent is not None
+        assert {frame.identity for frame in ada.frames} == {agent}  # published as the agent
+        assert (ada.frames[-1].width, ada.frames[-1].height) == (640, 360)
+        assert ada.room.remote_participants[agent].attributes[AVATAR_ATTRIBUTE] == "local"
+
+        # The greeting and the first slide: the mouth moves while the voice is heard.
+        await ada.until(lambda: ada.slide["index"] == 2, 60, "the presenter never advanced")
+        spoken = [f for f in ada.frames if ada.audible_between(f.at - 0.1, f.at + 0.1)]
+        assert len(spoken) > 50
+        open_share = sum(f.mouth > MOUTH_OPEN for f in spoken) / len(spoken)
+        assert open_share > 0.4, f"the mouth was open in only {open_share:.0%} of spoken frames"
+        assert len({round(f.mouth, 3) for f in spoken}) > 5  # it moves, not a fixed picture
+
+        # ~25 frames a second while it talks (the synchroniser paces them)
+        window = [f.at for f in ada.frames[-100:]]
+        fps = (len(window) - 1) / (window[-1] - window[0])
+        assert 20 <= fps <= 31, fps
+
+        # Barge in while it narrates: voice and mouth stop, soon.
+        await ada.until(lambda: ada.voiced and ada.voiced[-1] > ada.slides[-1][0] + 1, 30, "mute")
+        asked, done = await ada.say("How much does it cost?")
+        assert ada.audible_between(asked - 0.5, asked)
+        shut = await ada.until(lambda: _shut_from(ada.frames, asked), 10, "the mouth kept moving")
+        assert shut - asked <= MOUTH_SHUT_BOUND_S, f"the mouth shut {shut - asked:.2f} s in"
+
+        # The answer, the offer, then nothing to say: the mouth stays shut while frames flow.
+        await ada.until(
+            lambda: any("Shall I carry on" in s for s in ada.agent_said(done)), 30, "offer"
+        )
+        quiet_from = await ada.until_silent(1.0, 15)
+        await asyncio.sleep(1.0)
+        silent = [f for f in ada.frames if f.at > quiet_from + 0.3]
+        assert len(silent) >= 20  # idle frames keep coming (blinks and sway)
+        assert max(f.mouth for f in silent) <= MOUTH_OPEN, statistics.mean(f.mouth for f in silent)
+
+
+async def test_an_audio_only_tenant_hears_the_presenter_without_a_face(
+    api: httpx.AsyncClient, product_deck: ProductDeck, new_session: Sessions, worker: ManagedProcess
+) -> None:
+    owner = product_deck.owner.headers
+    off = await api.put("/v1/tenant/avatar", headers=owner, json={"enabled": False})
+    assert off.status_code == 200, off.text
+    try:
+        session = await new_session(product_deck.deck_id, paused=True)
+        async with Audience(session["livekit_url"], session["token"], watch=True) as ada:
+            await ada.until(lambda: bool(ada.agent_said()), 60, "no greeting")
+            agent = _agent_identity(ada)
+            assert agent is not None
+            attributes = ada.room.remote_participants[agent].attributes
+            assert attributes[AVATAR_ATTRIBUTE] == AUDIO_ONLY
+            assert ada.voiced  # the voice arrived through the room's audio output
+            assert not ada.frames
+    finally:
+        await api.put("/v1/tenant/avatar", headers=owner, json={})
