@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from shared.settings import WorkerSettings
 
+from .avatar.vendors import VENDORS, AvatarConfigError, VendorAvatarSettings, check_vendor
 from .config import JobConfig
 from .piper_process import piper_server
 from .server import build_server, serve
@@ -65,6 +66,12 @@ def main() -> int:
         problems = [f"{'.'.join(map(str, e['loc'])) or '-'}: {e['msg']}" for e in exc.errors()]
         logger.error("invalid settings", extra={"problems": problems})
         return 2
+    if settings.avatar_provider in VENDORS:
+        try:
+            check_vendor(settings.avatar_provider, VendorAvatarSettings())
+        except (AvatarConfigError, ValidationError) as exc:
+            logger.error("invalid settings", extra={"problems": [str(exc)]})
+            return 2
     try:
         asyncio.run(_run(settings))
     except Exception:

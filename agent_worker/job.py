@@ -34,7 +34,7 @@ from .conversation import ConversationSync
 from .liveness import JobHeartbeat
 from .narration import RESUMED, Narrator, slide_state_in
 from .presenter import Presenter
-from .prewarm import prewarmed_vad, prewarmed_whisper, worker_settings
+from .prewarm import prewarmed_vad, prewarmed_whisper, vendor_avatar_settings, worker_settings
 from .providers import build_llm, build_stt, build_tts
 from .recording import RecordingUpload, recording_options
 from .turns import TurnRecorder
@@ -105,7 +105,13 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
     # The framework closes the session when its participant leaves (a page reload, too); the
     # job then leaves the room, so the people still in it get a new presenter (see resume.py).
     session.on("close", lambda _: ctx.shutdown(reason="the agent session closed"))
-    avatar = await attach_avatar(ctx, session, worker_settings(ctx.proc), context.avatar)
+    avatar = await attach_avatar(
+        ctx,
+        session,
+        worker_settings(ctx.proc),
+        context.avatar,
+        vendor_avatar_settings(ctx.proc),
+    )
     await session.start(
         agent=presenter,
         room=ctx.room,

@@ -11,6 +11,7 @@ from livekit.plugins import silero
 
 from shared.settings import WorkerSettings
 
+from .avatar.vendors import VENDORS, VendorAvatarSettings
 from .config import JobConfig
 from .stt_local import load_whisper
 from .tls import tls_context
@@ -20,6 +21,7 @@ logger = logging.getLogger(__name__)
 _VAD_KEY = "podium.vad"
 _WHISPER_KEY = "podium.whisper"
 _SETTINGS_KEY = "podium.settings"
+_VENDOR_KEY = "podium.avatar_vendor"
 
 
 def prewarm(config: JobConfig, proc: JobProcess) -> None:
@@ -28,6 +30,8 @@ def prewarm(config: JobConfig, proc: JobProcess) -> None:
     # with (already validated there), rather than pickled into JobConfig: secrets stay SecretStr.
     settings = WorkerSettings()
     proc.userdata[_SETTINGS_KEY] = settings
+    if settings.avatar_provider in VENDORS:
+        proc.userdata[_VENDOR_KEY] = VendorAvatarSettings()  # checked at worker start-up
     # The ONNX model ships in the wheel. The silence that ends a turn is the largest single
     # wait in a voice-to-voice turn (see docs/benchmarks.md).
     proc.userdata[_VAD_KEY] = silero.VAD.load(min_silence_duration=settings.vad_min_silence_seconds)
@@ -47,6 +51,12 @@ def prewarmed_vad(proc: JobProcess) -> vad.VAD:
 def prewarmed_whisper(proc: JobProcess) -> WhisperModel:
     loaded = proc.userdata[_WHISPER_KEY]
     assert isinstance(loaded, WhisperModel)
+    return loaded
+
+
+def vendor_avatar_settings(proc: JobProcess) -> VendorAvatarSettings | None:
+    loaded = proc.userdata.get(_VENDOR_KEY)
+    assert loaded is None or isinstance(loaded, VendorAvatarSettings)
     return loaded
 
 

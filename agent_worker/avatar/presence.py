@@ -24,6 +24,7 @@ from shared.settings import WorkerSettings
 
 from .face import FaceRenderer
 from .generator import FaceVideoGenerator
+from .vendors import VendorAvatarError, VendorAvatarSettings, start_vendor_avatar
 
 logger = logging.getLogger(__name__)
 
@@ -42,13 +43,18 @@ class Avatar:
 
 
 async def attach_avatar(
-    ctx: JobContext, session: AgentSession[Any], settings: WorkerSettings, style: AvatarStyle
+    ctx: JobContext,
+    session: AgentSession[Any],
+    settings: WorkerSettings,
+    style: AvatarStyle,
+    vendor: VendorAvatarSettings | None = None,
 ) -> Avatar:
-    """Give ``session`` a face (call before ``session.start``); never raises."""
+    """Give ``session`` a face (call before ``session.start``); never raises. ``vendor`` holds
+    the keys of the vendor ``settings.avatar_provider`` names, if it names one."""
     avatar = Avatar(AUDIO_ONLY)
     if not style.enabled or settings.avatar_provider == "none":
         logger.info("avatar turned off: audio-only")
-    elif settings.avatar_provider != "local" and await _vendor(ctx, session, settings):
+    elif vendor is not None and await _vendor(ctx, session, settings, vendor):
         avatar = Avatar(f"vendor:{settings.avatar_provider}")
     else:
         try:
@@ -60,13 +66,16 @@ async def attach_avatar(
     return avatar
 
 
-async def _vendor(ctx: JobContext, session: AgentSession[Any], settings: WorkerSettings) -> bool:
-    from .vendors import VendorAvatarError, VendorAvatarSettings, start_vendor_avatar
-
+async def _vendor(
+    ctx: JobContext,
+    session: AgentSession[Any],
+    settings: WorkerSettings,
+    vendor: VendorAvatarSettings,
+) -> bool:
     try:
         await start_vendor_avatar(
             settings.avatar_provider,
-            VendorAvatarSettings(),
+            vendor,
             session,
             ctx.room,
             livekit_url=settings.livekit_url,
@@ -74,7 +83,7 @@ async def _vendor(ctx: JobContext, session: AgentSession[Any], settings: WorkerS
             livekit_api_secret=settings.livekit_api_secret.get_secret_value(),
         )
     except VendorAvatarError as exc:
-        logger.warning("vendor avatar failed, using the local one instead: %s", exc)
+        logger.warning("vendor avatar failed; using the local one", extra={"error": str(exc)})
         return False
     return True
 

@@ -1,19 +1,27 @@
 """The presenter's face through a real room, as a viewer's client decodes it: the local avatar's
 video arrives from the agent, its mouth moves while the agent speaks and stays shut while it is
 silent, and it shuts soon after the user interrupts; a tenant that turns the avatar off gets an
-audio-only presenter that still talks, and its clients are told."""
+audio-only presenter that still talks, and its clients are told; a worker configured for a
+vendor (the real Beyond Presence plugin against a local Beyond Presence) shows the vendor's
+avatar, and the local one when the vendor fails."""
 
 from __future__ import annotations
 
 import asyncio
 import statistics
+from collections.abc import AsyncIterator
 
 import httpx
+import pytest
+from livekit import rtc
+from livekit.agents.voice.room_io import ATTRIBUTE_PUBLISH_ON_BEHALF
 
 from agent_worker.avatar.presence import AUDIO_ONLY, AVATAR_ATTRIBUTE
 from shared.devstack.services import ManagedProcess
+from shared.devstack.stack import EphemeralStack
 from tests.e2e.audience import MOUTH_OPEN, Audience, Seen
 from tests.e2e.conftest import ProductDeck, Sessions
+from tests.fakes.bey_server import BeyFake
 
 # From the user's first word to the presenter's mouth staying shut: the barge-in bound of
 # test_presentation (VAD onset + the interruption minimum + buffers) and two video frames.
@@ -22,7 +30,13 @@ QUIET_S = 0.3  # the mouth counts as shut once it stayed shut this long
 
 
 def _agent_identity(ada: Audience) -> str | None:
-    agents = [p for p in ada.room.remote_participants.values() if p.kind == 4]  # AGENT
+    """The presenter (a vendor's avatar is an agent participant too, publishing on its behalf)."""
+    agents = [
+        p
+        for p in ada.room.remote_participants.values()
+        if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+        and ATTRIBUTE_PUBLISH_ON_BEHALF not in p.attributes
+    ]
     return agents[0].identity if agents else None
 
 
@@ -102,3 +116,51 @@ async def test_an_audio_only_tenant_hears_the_presenter_without_a_face(
             assert not ada.frames
     finally:
         await api.put("/v1/tenant/avatar", headers=owner, json={})
+
+
+@pytest.fixture
+async def bey_worker(
+    control_plane: EphemeralStack, worker: ManagedProcess
+) -> AsyncIterator[tuple[BeyFake, ManagedProcess]]:
+    """The shared worker's place taken by one configured for Beyond Presence (the fake)."""
+    async with BeyFake(mode="serve") as bey:
+        worker.stop()
+        proc = control_plane.start_worker(
+            name="bey-worker",
+            PODIUM_AVATAR_PROVIDER="bey",
+            PODIUM_BEY_API_KEY=bey.api_key,
+            PODIUM_BEY_API_URL=bey.url,
+            PODIUM_AVATAR_JOIN_TIMEOUT_SECONDS="5",
+        )
+        try:
+            yield bey, proc
+        finally:
+            proc.stop()
+            control_plane.revive_worker(worker)
+
+
+async def test_a_vendor_avatar_presents_and_a_failed_vendor_falls_back_to_the_local_one(
+    product_deck: ProductDeck, new_session: Sessions, bey_worker: tuple[BeyFake, ManagedProcess]
+) -> None:
+    bey, _ = bey_worker
+    session = await new_session(product_deck.deck_id, paused=True)
+    async with Audience(session["livekit_url"], session["token"], watch=True) as ada:
+        await ada.until(lambda: bool(ada.agent_said()), 60, "no greeting")
+        await ada.until(lambda: len(ada.frames) > 10, 10, "no vendor video")
+        agent = _agent_identity(ada)
+        assert agent is not None
+        assert ada.room.remote_participants[agent].attributes[AVATAR_ATTRIBUTE] == "vendor:bey"
+        assert {frame.identity for frame in ada.frames} == {bey.avatars[0].identity}
+        await ada.until(lambda: bool(ada.voiced), 10, "the vendor's avatar was not heard")
+        assert bey.avatars[0].audio_s > 0.5  # the agent's voice went through the vendor
+
+    bey.mode = "fail"
+    session = await new_session(product_deck.deck_id, paused=True)
+    async with Audience(session["livekit_url"], session["token"], watch=True) as ada:
+        await ada.until(lambda: bool(ada.agent_said()), 60, "no greeting after the vendor failed")
+        await ada.until(lambda: len(ada.frames) > 10, 10, "no local video")
+        agent = _agent_identity(ada)
+        assert agent is not None
+        assert ada.room.remote_participants[agent].attributes[AVATAR_ATTRIBUTE] == "local"
+        assert {frame.identity for frame in ada.frames} == {agent}
+        assert ada.voiced
