@@ -164,14 +164,16 @@ async def test_a_newcomer_starts_a_session_on_the_demo_page_and_talks_to_the_pre
         await expect(page.locator("#presenter")).to_have_attribute(
             "data-agent-state", "speaking", timeout=30_000
         )
-        # No avatar exists yet (issue 5): the page says audio only; a video track would replace it.
-        if await page.get_attribute("#presenter", "data-video") == "on":
-            playing = "(v => !v.paused && v.readyState >= 2)(document.getElementById('avatar'))"
-            await until(page, playing)
-        else:
-            await expect(page.locator("#audio-only")).to_be_visible()
-            await expect(page.locator("#audio-only-label")).to_have_text("Audio only")
-        await shoot(page, "03-greeting-audio-only-with-captions")
+        # The presenter's face: the local avatar's video, playing at its full size.
+        await expect(page.locator("#presenter")).to_have_attribute("data-avatar", "local")
+        await expect(page.locator("#avatar")).to_be_visible(timeout=20_000)
+        playing = (
+            "(v => !v.paused && v.readyState >= 2 && v.videoWidth === 640)"
+            "(document.getElementById('avatar'))"
+        )
+        await until(page, playing, 20)
+        await expect(page.locator("#audio-only")).to_be_hidden()
+        await shoot(page, "03-greeting-avatar-with-captions")
 
         # --- say "next slide": the mic opens and the WAV plays from its start -----------------
         await page.click("#mic")
@@ -408,8 +410,11 @@ async def test_an_avatar_video_replaces_the_audio_only_view_while_it_is_publishe
     api: httpx.AsyncClient,
     shoot: Shoot,
 ) -> None:
-    """Until the avatar exists (issue 5) this room participant stands in for an avatar worker:
-    a video track published on the agent's behalf, as the framework's avatar plugins do."""
+    """A vendor's avatar: a participant publishing video on the agent's behalf, as the
+    framework's avatar plugins do (this one stands in for a vendor). The tenant turned Podium's
+    own avatar off, so the page starts audio-only and says so."""
+    off = await api.put("/v1/tenant/avatar", headers=tenant.headers, json={"enabled": False})
+    assert off.status_code == 200, off.text
     created = (await api.post("/v1/sessions", headers=tenant.headers, json={})).json()
     context = await chromium.new_context(viewport=DESKTOP)
     page = await context.new_page()
@@ -422,7 +427,9 @@ async def test_an_avatar_video_replaces_the_audio_only_view_while_it_is_publishe
         await page.click("#join")
         presenter = page.locator("#presenter")
         await expect(presenter).not_to_have_attribute("data-agent-state", "absent", timeout=30_000)
+        await expect(presenter).to_have_attribute("data-avatar", "audio-only", timeout=30_000)
         await expect(page.locator("#audio-only")).to_be_visible()
+        await expect(page.locator("#audio-only-label")).to_have_text("Audio only")
 
         token = (
             lk.AccessToken(DEV_LIVEKIT_KEY, DEV_LIVEKIT_SECRET)

@@ -15,6 +15,10 @@ import { AudioMeter } from "./meter";
 const AGENT_STATE = "lk.agent.state";
 // Avatar workers publish the agent's video (and voice) as a participant of their own.
 const PUBLISH_ON_BEHALF = "lk.publish_on_behalf";
+// What the presenter shows: "local", "vendor:<name>" or "audio-only" (no avatar could run, or
+// the tenant turned it off); absent before the presenter has decided.
+const AVATAR = "podium.avatar";
+const AUDIO_ONLY = "audio-only";
 const STATE_LABELS: Record<string, string> = {
   initializing: "getting ready",
   idle: "idle",
@@ -48,7 +52,14 @@ export class PresenterView {
     const state = agent?.attributes[AGENT_STATE] ?? (agent ? "initializing" : "absent");
     this.card.dataset.agentState = state;
     this.state.textContent = agent ? (STATE_LABELS[state] ?? state) : "not here yet";
-    this.audioOnlyLabel.textContent = agent ? "Audio only" : "Waiting for the presenter to join…";
+    const avatar = agent?.attributes[AVATAR];
+    if (avatar) this.card.dataset.avatar = avatar;
+    else delete this.card.dataset.avatar;
+    this.audioOnlyLabel.textContent = !agent
+      ? "Waiting for the presenter to join…"
+      : avatar && avatar !== AUDIO_ONLY
+        ? "The presenter's video is starting…"
+        : "Audio only";
   }
 
   trackAdded(track: RemoteTrack, participant: RemoteParticipant): void {
