@@ -36,6 +36,7 @@ class RenderStats:
     """Frames drawn and the time spent drawing them (the benchmark and metrics read it)."""
 
     def __init__(self) -> None:
+        self.started = time.monotonic()
         self.frames = 0
         self.seconds = 0.0
         self.speaking_frames = 0
@@ -43,6 +44,12 @@ class RenderStats:
     @property
     def mean_ms(self) -> float:
         return 1000 * self.seconds / self.frames if self.frames else 0.0
+
+    @property
+    def fps(self) -> float:
+        """Frames drawn per second since the generator was made."""
+        elapsed = time.monotonic() - self.started
+        return self.frames / elapsed if elapsed > 0 else 0.0
 
 
 class FaceVideoGenerator(VideoGenerator):

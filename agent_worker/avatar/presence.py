@@ -117,7 +117,22 @@ async def _local(
     )
     await runner.start()
     generator.attach(runner.av_sync)
-    ctx.add_shutdown_callback(runner.aclose)
+
+    async def close() -> None:
+        stats = generator.stats
+        logger.info(
+            "avatar stats",
+            extra={
+                "mode": "local" if generator.video_on else AUDIO_ONLY,
+                "frames": stats.frames,
+                "speaking_frames": stats.speaking_frames,
+                "draw_ms_mean": round(stats.mean_ms, 3),
+                "fps": round(stats.fps, 1),
+            },
+        )
+        await runner.aclose()
+
+    ctx.add_shutdown_callback(close)
     session.output.audio = audio
     return Avatar("local", generator, runner)
 
