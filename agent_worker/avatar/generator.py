@@ -31,6 +31,14 @@ logger = logging.getLogger(__name__)
 
 _Output = rtc.VideoFrame | rtc.AudioFrame | AudioSegmentEnd
 
+_IDLE_BEFORE_ONSET = 3
+"""Idle frames after which no audio is left in the synchroniser (it queues 100 ms)."""
+MOUTH_LEAD_S = 0.04
+"""How far ahead of the audio being played the mouth is drawn. A frame leaves the synchroniser
+up to two frames after its audio starts playing (the idle frame still queued when speech
+starts, then the next tick), and video decodes later than audio at the client: measured at a
+viewer's client the mouth opened ~70 ms after the voice without a lead."""
+
 
 class RenderStats:
     """Frames drawn and the time spent drawing them (the benchmark and metrics read it)."""
@@ -67,9 +75,14 @@ class FaceVideoGenerator(VideoGenerator):
         self._interval = 1.0 / fps
         self._sample_rate = sample_rate
         self._chunk = round(sample_rate / fps)
+        self._lead = round(MOUTH_LEAD_S * fps)  # in frames
         self._pending: deque[np.ndarray | AudioSegmentEnd] = deque()
         self._arrived = asyncio.Event()
         self._av_sync: rtc.AVSynchronizer | None = None
+        self._resampler: rtc.AudioResampler | None = None
+        self._resampler_rate = 0
+        self._held = False
+        self._cleared = 0  # barge-ins so far: a slice taken before one is not played after it
         self._on_failure = on_failure
         self.video_on = True
         self.stats = RenderStats()
@@ -81,20 +94,34 @@ class FaceVideoGenerator(VideoGenerator):
 
     async def push_audio(self, frame: rtc.AudioFrame | AudioSegmentEnd) -> None:
         if isinstance(frame, AudioSegmentEnd):
+            if self._resampler is not None:  # what it still holds ends the segment
+                self._pending.extend(_mono(part) for part in self._resampler.flush())
+                self._resampler = None
             self._pending.append(frame)
         else:
-            samples = np.frombuffer(frame.data, dtype=np.int16)
-            if frame.num_channels > 1:
-                samples = samples.reshape(-1, frame.num_channels).mean(axis=1).astype(np.int16)
-            if frame.sample_rate != self._sample_rate:
-                raise ValueError(
-                    f"avatar audio at {frame.sample_rate} Hz, expected {self._sample_rate} Hz"
-                )
-            self._pending.append(samples.copy())
+            self._pending.extend(_mono(part) for part in self._at_our_rate(frame))
         self._arrived.set()
 
+    def hold(self, held: bool) -> None:
+        """Pause (the user may be interrupting: keep the rest, shut the mouth) or go on."""
+        self._held = held
+        if held:
+            self._motion.interrupt()
+        self._arrived.set()
+
+    def _at_our_rate(self, frame: rtc.AudioFrame) -> list[rtc.AudioFrame]:
+        # the session resamples to the output's rate; a stray frame must not stop the face
+        if frame.sample_rate == self._sample_rate:
+            return [frame]
+        if self._resampler is None or self._resampler_rate != frame.sample_rate:
+            self._resampler = rtc.AudioResampler(frame.sample_rate, self._sample_rate)
+            self._resampler_rate = frame.sample_rate
+        return self._resampler.push(frame)
+
     async def clear_buffer(self) -> None:
+        self._cleared += 1
         self._pending.clear()
+        self._held = False
         self._motion.interrupt()
         if self._av_sync is not None:
             await self._av_sync.clear_queue()
@@ -105,19 +132,33 @@ class FaceVideoGenerator(VideoGenerator):
     async def _stream(self) -> AsyncIterator[_Output]:
         loop = asyncio.get_running_loop()
         next_idle: float | None = None
+        idle_frames = 0
         while True:
-            if self._pending:
+            if self._pending and not self._held:
                 next_idle = None
+                if idle_frames >= _IDLE_BEFORE_ONSET and self._av_sync is not None:
+                    # speech after a silence: the idle face still queued would hold its first
+                    # frame back while the first sound plays at once (nothing queued there)
+                    await self._av_sync.clear_queue()
+                idle_frames = 0
                 if self._buffered() < self._chunk and not self._segment_ends():
                     # the voice is still arriving: give it a frame's time before playing a
                     # short slice (which would leave a gap in the sound)
                     await self._wait_for_audio(self._interval)
+                cleared = self._cleared
                 samples, ended = self._take()
                 if samples.size:
-                    video = self._draw(self._motion.speaking(samples, self._sample_rate))
+                    # the mouth shows the sound a little ahead (MOUTH_LEAD_S): the audio slice
+                    # reaches viewers sooner than its frame (see docs/benchmarks.md, Avatar)
+                    ahead = (
+                        samples if self._lead == 0 else self._peek((self._lead - 1) * self._chunk)
+                    )
+                    video = self._draw(self._motion.speaking(ahead, self._sample_rate))
                     self.stats.speaking_frames += 1
                     if video is not None:
-                        yield video
+                        yield video  # the runner may wait here while a barge-in clears
+                    if cleared != self._cleared:
+                        continue
                     yield rtc.AudioFrame(samples.tobytes(), self._sample_rate, 1, samples.size)
                 if ended:
                     yield AudioSegmentEnd()
@@ -125,6 +166,7 @@ class FaceVideoGenerator(VideoGenerator):
             if not self.video_on:
                 await self._wait_for_audio(None)
                 continue
+            # idle (or held): the face, paced by us
             now = loop.time()
             if next_idle is None or now - next_idle > 4 * self._interval:
                 next_idle = now
@@ -133,6 +175,7 @@ class FaceVideoGenerator(VideoGenerator):
             next_idle += self._interval
             video = self._draw(self._motion.silent())
             if video is not None:
+                idle_frames += 1
                 yield video
 
     async def _wait_for_audio(self, within: float | None) -> bool:
@@ -143,6 +186,23 @@ class FaceVideoGenerator(VideoGenerator):
         except TimeoutError:
             return False
         return True
+
+    def _peek(self, skip: int) -> np.ndarray:
+        """The next frame's worth of samples after the first ``skip`` still pending, within
+        the segment (empty past its end: the mouth closes as the sentence does)."""
+        parts: list[np.ndarray] = []
+        wanted = self._chunk
+        for item in self._pending:
+            if isinstance(item, AudioSegmentEnd) or wanted <= 0:
+                break
+            if skip >= item.size:
+                skip -= item.size
+                continue
+            part = item[skip : skip + wanted]
+            skip = 0
+            parts.append(part)
+            wanted -= part.size
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
 
     def _buffered(self) -> int:
         return sum(item.size for item in self._pending if isinstance(item, np.ndarray))
@@ -189,3 +249,10 @@ class FaceVideoGenerator(VideoGenerator):
         return rtc.VideoFrame(
             self._renderer.width, self._renderer.height, rtc.VideoBufferType.RGBA, data
         )
+
+
+def _mono(frame: rtc.AudioFrame) -> np.ndarray:
+    samples = np.frombuffer(frame.data, dtype=np.int16)
+    if frame.num_channels > 1:
+        samples = samples.reshape(-1, frame.num_channels).mean(axis=1).astype(np.int16)
+    return samples.copy()

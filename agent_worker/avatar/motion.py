@@ -20,7 +20,7 @@ SILENCE_DBFS = -50.0
 """Quieter than this (relative to full scale) the mouth stays shut."""
 _DYNAMIC_RANGE_DB = 30.0
 _ATTACK = 0.75
-_RELEASE = 0.45
+_RELEASE = 0.8
 _PEAK_DECAY_PER_FRAME = 0.995
 _BLINK: tuple[Eyes, ...] = ("half", "closed", "closed", "half")
 

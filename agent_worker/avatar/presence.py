@@ -32,6 +32,7 @@ AVATAR_ATTRIBUTE = "podium.avatar"
 """On the agent participant: ``local``, ``vendor:<name>`` or ``audio-only``."""
 AUDIO_ONLY = "audio-only"
 SAMPLE_RATE = 24_000
+_background: set[asyncio.Task[None]] = set()
 VIDEO_TRACK = "avatar_video"  # the name AvatarRunner publishes the face under
 
 
@@ -97,12 +98,14 @@ async def _local(
     room = ctx.room
 
     def face_failed(_: BaseException) -> None:
-        asyncio.get_running_loop().create_task(_drop_face(room))
+        task = asyncio.get_running_loop().create_task(_drop_face(room))
+        _background.add(task)  # the loop keeps only a weak reference
+        task.add_done_callback(_background.discard)
 
     generator = FaceVideoGenerator(
         renderer, fps=settings.avatar_fps, sample_rate=SAMPLE_RATE, on_failure=face_failed
     )
-    audio = QueueAudioOutput(sample_rate=SAMPLE_RATE, wait_playback_start=True)
+    audio = _PausableOutput(generator)
     runner = AvatarRunner(
         room,
         audio_recv=audio,
@@ -135,6 +138,26 @@ async def _local(
     ctx.add_shutdown_callback(close)
     session.output.audio = audio
     return Avatar("local", generator, runner)
+
+
+class _PausableOutput(QueueAudioOutput):
+    """The session's audio output to the local avatar. It can pause, so the framework pauses
+    the agent the moment the user starts talking and resumes it if that was a false alarm
+    (the framework ignores ``resume_false_interruption`` for outputs that cannot)."""
+
+    def __init__(self, generator: FaceVideoGenerator) -> None:
+        super().__init__(sample_rate=SAMPLE_RATE, wait_playback_start=True)
+        self._generator = generator
+
+    @property
+    def can_pause(self) -> bool:
+        return True
+
+    def pause(self) -> None:
+        self._generator.hold(True)
+
+    def resume(self) -> None:
+        self._generator.hold(False)
 
 
 async def _drop_face(room: rtc.Room) -> None:

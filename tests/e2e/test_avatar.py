@@ -1,26 +1,37 @@
 """The presenter's face through a real room, as a viewer's client decodes it: the local avatar's
 video arrives from the agent, its mouth moves while the agent speaks and stays shut while it is
 silent, and it shuts soon after the user interrupts; a tenant that turns the avatar off gets an
-audio-only presenter that still talks, and its clients are told; a worker configured for a
-vendor (the real Beyond Presence plugin against a local Beyond Presence) shows the vendor's
-avatar, and the local one when the vendor fails."""
+audio-only presenter that still talks, and its clients are told; a face that breaks mid-sentence
+leaves the voice playing; a worker configured for a vendor (the real Beyond Presence plugin
+against a local Beyond Presence) shows the vendor's avatar, and the local one when the vendor
+fails."""
 
 from __future__ import annotations
 
 import asyncio
 import statistics
+import time
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from livekit import rtc
+from livekit import api, rtc
+from livekit.agents import Agent, AgentSession
+from livekit.agents.testing import fake_job_context
+from livekit.agents.voice import room_io
 from livekit.agents.voice.room_io import ATTRIBUTE_PUBLISH_ON_BEHALF
 
-from agent_worker.avatar.presence import AUDIO_ONLY, AVATAR_ATTRIBUTE
+from agent_worker.avatar import presence
+from agent_worker.avatar.face import FaceRenderer, Pose
+from agent_worker.avatar.presence import AUDIO_ONLY, AVATAR_ATTRIBUTE, attach_avatar
 from shared.devstack.services import ManagedProcess
 from shared.devstack.stack import EphemeralStack
+from shared.schemas import AvatarStyle
+from shared.settings import WorkerSettings
 from tests.e2e.audience import MOUTH_OPEN, Audience, Seen
 from tests.e2e.conftest import ProductDeck, Sessions
+from tests.fakes._audio import tone
 from tests.fakes.bey_server import BeyFake
 
 # From the user's first word to the presenter's mouth staying shut: the barge-in bound of
@@ -164,3 +175,87 @@ async def test_a_vendor_avatar_presents_and_a_failed_vendor_falls_back_to_the_lo
         assert ada.room.remote_participants[agent].attributes[AVATAR_ATTRIBUTE] == "local"
         assert {frame.identity for frame in ada.frames} == {agent}
         assert ada.voiced
+
+
+class _BreaksMidSentence(FaceRenderer):
+    """A face whose drawing fails after 2 s of frames (a bug, a corrupt style)."""
+
+    frames_left = 50
+
+    def rgba(self, pose: Pose) -> bytes:
+        _BreaksMidSentence.frames_left -= 1
+        if _BreaksMidSentence.frames_left < 0:
+            raise RuntimeError("the face could not be drawn")
+        return super().rgba(pose)
+
+
+async def _speech(seconds: float, rate: int = 24_000) -> AsyncIterator[rtc.AudioFrame]:
+    pcm = tone(seconds, rate)
+    for i in range(0, len(pcm), rate // 50):
+        piece = pcm[i : i + rate // 50]
+        yield rtc.AudioFrame(piece.tobytes(), rate, 1, len(piece))
+
+
+def _token(stack: EphemeralStack, room: str, identity: str, *, agent: bool = False) -> str:
+    token = api.AccessToken(stack.livekit.api_key, stack.livekit.api_secret).with_identity(identity)
+    token = token.with_grants(
+        api.VideoGrants(room_join=True, room=room, can_update_own_metadata=agent)
+    )
+    return (token.with_kind("agent") if agent else token).to_jwt()
+
+
+async def test_a_face_that_breaks_mid_sentence_leaves_the_voice_and_tells_the_clients(
+    stack: EphemeralStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent runs in the framework's fake job context with a real session and the real
+    avatar path; only the renderer is swapped for one that fails."""
+    monkeypatch.setattr(presence, "FaceRenderer", _BreaksMidSentence)
+    room_name = f"avatar-{uuid.uuid4().hex[:8]}"
+    agent_room = rtc.Room()
+    async with Audience(stack.livekit.url, _token(stack, room_name, "ada"), watch=True) as ada:
+        await agent_room.connect(
+            stack.livekit.url, _token(stack, room_name, "presenter", agent=True)
+        )
+        try:
+            with fake_job_context(room=agent_room, agent_identity="presenter") as job:
+                try:
+                    async with AgentSession[None]() as session:
+                        avatar = await attach_avatar(job, session, WorkerSettings(), AvatarStyle())
+                        assert avatar.mode == "local"
+                        await session.start(
+                            Agent(instructions="Present."),
+                            room=agent_room,
+                            room_options=room_io.RoomOptions(
+                                audio_input=False, text_input=False, audio_output=False
+                            ),
+                        )
+                        handle = session.say("A long sentence.", audio=_speech(5.0))
+
+                        def told_audio_only() -> float | None:
+                            agent = ada.room.remote_participants.get("presenter")
+                            said = agent.attributes.get(AVATAR_ATTRIBUTE) if agent else None
+                            return time.perf_counter() if said == AUDIO_ONLY else None
+
+                        broke = await ada.until(
+                            told_audio_only, 15, "the clients were not told the face failed"
+                        )
+                        assert ada.frames  # there was a face before
+                        presenter = ada.room.remote_participants["presenter"]
+                        await ada.until(
+                            lambda: all(
+                                p.kind != rtc.TrackKind.KIND_VIDEO
+                                for p in presenter.track_publications.values()
+                            ),
+                            5,
+                            "the frozen face was not taken away",
+                        )
+                        await asyncio.wait_for(handle.wait_for_playout(), 15)
+                        assert not handle.interrupted
+                        assert ada.voiced[-1] > broke + 1.0  # the voice went on after the face
+                        await session.aclose()
+                        assert avatar.runner is not None
+                        await avatar.runner.aclose()
+                finally:
+                    job._tempdir.cleanup()  # a fake job never shuts down to remove it
+        finally:
+            await agent_room.disconnect()

@@ -177,3 +177,32 @@ async def test_a_face_that_fails_leaves_the_voice_playing() -> None:
     # silent and faceless, it waits for the next sentence rather than spinning
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(anext(stream), 0.3)
+
+
+async def test_a_pause_holds_the_rest_of_the_voice_with_the_mouth_shut_until_resumed() -> None:
+    """The framework pauses the agent when the user starts to talk (a false alarm resumes it)."""
+    generator = FaceVideoGenerator(FaceRenderer(AvatarStyle()), fps=FPS, sample_rate=RATE)
+    voice = _voice(1.0)
+    for frame in _frames(voice):
+        await generator.push_audio(frame)
+    stream = aiter(generator)
+    before = await _take(stream, 2 * 10)
+    generator.hold(True)
+    held = await _take(stream, 5)
+    assert all(isinstance(item, rtc.VideoFrame) for item in held)
+    assert generator.last_pose.mouth == 0
+    generator.hold(False)
+    after = await _take(stream, 2 * 15)
+    played = [i for i in before + after if isinstance(i, rtc.AudioFrame)]
+    assert b"".join(bytes(a.data) for a in played) == voice.tobytes()  # nothing lost
+
+
+async def test_audio_at_another_rate_is_resampled_not_refused() -> None:
+    generator = FaceVideoGenerator(FaceRenderer(AvatarStyle()), fps=FPS, sample_rate=RATE)
+    piper = _voice(1.0)[::2].copy()  # 12 kHz
+    for i in range(0, len(piper), 240):
+        part = piper[i : i + 240]
+        await generator.push_audio(rtc.AudioFrame(part.tobytes(), 12_000, 1, len(part)))
+    items = await _take(aiter(generator), 2 * 20)
+    audio = [i for i in items if isinstance(i, rtc.AudioFrame)]
+    assert audio and all(a.sample_rate == RATE for a in audio)
