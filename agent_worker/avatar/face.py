@@ -200,7 +200,7 @@ class FaceRenderer:
         pen.ellipse((276, 160, 298, 176), blush)
         pen.ellipse((342, 160, 364, 176), blush)
         if style.hair_style != "none":
-            pen.pieslice((256, 50, 384, 146), 180, 360, (*hair, 255))  # crown
+            pen.sector("pieslice", (256, 50, 384, 146), 180, 360, (*hair, 255))  # crown
             pen.rounded((261, 90, 271, 126), 4, (*hair, 255))  # sideburns
             pen.rounded((369, 90, 379, 126), 4, (*hair, 255))
             pen.polygon(
@@ -233,7 +233,7 @@ class FaceRenderer:
                 pen.ellipse((cx - 2.5, 132.5, cx + 2.5, 137.5), (22, 18, 20, 255))
                 pen.ellipse((cx + 0.8, 131.2, cx + 2.6, 133.0), (255, 255, 255, 230))
                 if state == "half":
-                    pen.chord((cx - 10, 124, cx + 10, 142), 180, 360, (*lid, 255))
+                    pen.sector("chord", (cx - 10, 124, cx + 10, 142), 180, 360, (*lid, 255))
                 pen.arc((cx - 9.5, 128.5, cx + 9.5, 141.5), 195, 345, lash, 1.8)
 
         return paint
@@ -255,14 +255,16 @@ class FaceRenderer:
             )
             pen.ellipse((cx - half_w, cy - half_h, cx + half_w, cy + half_h), (74, 24, 32, 255))
             if opening > 0.3:  # upper teeth, then the tongue
-                pen.chord(
+                pen.sector(
+                    "chord",
                     (cx - half_w * 0.8, cy - half_h, cx + half_w * 0.8, cy - half_h * 0.2),
                     0,
                     180,
                     (246, 244, 240, 255),
                 )
             if opening > 0.55:
-                pen.chord(
+                pen.sector(
+                    "chord",
                     (cx - half_w * 0.6, cy + half_h * 0.2, cx + half_w * 0.6, cy + half_h * 1.2),
                     180,
                     360,
@@ -307,23 +309,17 @@ class _Pen:
     def polygon(self, points: list[tuple[float, float]], fill: tuple[int, ...]) -> None:
         self._draw.polygon([self._pt(p) for p in points], fill=fill)
 
-    def pieslice(
+    def sector(
         self,
+        kind: Literal["pieslice", "chord"],
         box: tuple[float, float, float, float],
         start: float,
         end: float,
         fill: tuple[int, ...],
     ) -> None:
-        self._draw.pieslice(self._box(box), start, end, fill=fill)
-
-    def chord(
-        self,
-        box: tuple[float, float, float, float],
-        start: float,
-        end: float,
-        fill: tuple[int, ...],
-    ) -> None:
-        self._draw.chord(self._box(box), start, end, fill=fill)
+        """A filled slice of the ellipse in ``box`` (``pieslice``) or its segment (``chord``)."""
+        draw = self._draw.pieslice if kind == "pieslice" else self._draw.chord
+        draw(self._box(box), start, end, fill=fill)
 
     def arc(
         self,

@@ -154,27 +154,28 @@ async def test_a_vendor_avatar_presents_and_a_failed_vendor_falls_back_to_the_lo
     product_deck: ProductDeck, new_session: Sessions, bey_worker: tuple[BeyFake, ManagedProcess]
 ) -> None:
     bey, _ = bey_worker
-    session = await new_session(product_deck.deck_id, paused=True)
-    async with Audience(session["livekit_url"], session["token"], watch=True) as ada:
-        await ada.until(lambda: bool(ada.agent_said()), 60, "no greeting")
-        await ada.until(lambda: len(ada.frames) > 10, 10, "no vendor video")
+
+    async def greeted(ada: Audience, mode: str) -> str:
+        """Wait for the greeting and the presenter's video; the presenter, showing ``mode``."""
+        await ada.until(lambda: bool(ada.agent_said()), 60, f"no greeting ({mode})")
+        await ada.until(lambda: len(ada.frames) > 10, 10, f"no video ({mode})")
+        await ada.until(lambda: bool(ada.voiced), 10, f"the presenter was not heard ({mode})")
         agent = _agent_identity(ada)
         assert agent is not None
-        assert ada.room.remote_participants[agent].attributes[AVATAR_ATTRIBUTE] == "vendor:bey"
+        assert ada.room.remote_participants[agent].attributes[AVATAR_ATTRIBUTE] == mode
+        return agent
+
+    session = await new_session(product_deck.deck_id, paused=True)
+    async with Audience(session["livekit_url"], session["token"], watch=True) as ada:
+        await greeted(ada, "vendor:bey")
         assert {frame.identity for frame in ada.frames} == {bey.avatars[0].identity}
-        await ada.until(lambda: bool(ada.voiced), 10, "the vendor's avatar was not heard")
         assert bey.avatars[0].audio_s > 0.5  # the agent's voice went through the vendor
 
     bey.mode = "fail"
     session = await new_session(product_deck.deck_id, paused=True)
     async with Audience(session["livekit_url"], session["token"], watch=True) as ada:
-        await ada.until(lambda: bool(ada.agent_said()), 60, "no greeting after the vendor failed")
-        await ada.until(lambda: len(ada.frames) > 10, 10, "no local video")
-        agent = _agent_identity(ada)
-        assert agent is not None
-        assert ada.room.remote_participants[agent].attributes[AVATAR_ATTRIBUTE] == "local"
+        agent = await greeted(ada, "local")
         assert {frame.identity for frame in ada.frames} == {agent}
-        assert ada.voiced
 
 
 class _BreaksMidSentence(FaceRenderer):
