@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,8 +33,8 @@ AVATAR_ATTRIBUTE = "podium.avatar"
 """On the agent participant: ``local``, ``vendor:<name>`` or ``audio-only``."""
 AUDIO_ONLY = "audio-only"
 SAMPLE_RATE = 24_000
-_background: set[asyncio.Task[None]] = set()
 VIDEO_TRACK = "avatar_video"  # the name AvatarRunner publishes the face under
+_background: set[asyncio.Task[None]] = set()
 
 
 @dataclass
@@ -41,6 +42,7 @@ class Avatar:
     mode: str
     generator: FaceVideoGenerator | None = None
     runner: AvatarRunner | None = None
+    output: QueueAudioOutput | None = None
 
 
 async def attach_avatar(
@@ -55,11 +57,13 @@ async def attach_avatar(
     avatar = Avatar(AUDIO_ONLY)
     if not style.enabled or settings.avatar_provider == "none":
         logger.info("avatar turned off: audio-only")
-    elif vendor is not None and await _vendor(ctx, session, settings, vendor):
+    elif vendor is not None and (identity := await _vendor(ctx, session, settings, vendor)):
         avatar = Avatar(f"vendor:{settings.avatar_provider}")
+        _take_over_when_lost(ctx, session, settings, style, identity)
     else:
         try:
-            avatar = await _local(ctx, session, settings, style)
+            avatar = await _local(ctx, settings, style)
+            session.output.audio = avatar.output
         except Exception:
             logger.exception("the local avatar could not start; continuing audio-only")
             session.output.audio = None
@@ -72,9 +76,10 @@ async def _vendor(
     session: AgentSession[Any],
     settings: WorkerSettings,
     vendor: VendorAvatarSettings,
-) -> bool:
+) -> str | None:
+    """The vendor's avatar started: its participant identity; None when it failed."""
     try:
-        await start_vendor_avatar(
+        started = await start_vendor_avatar(
             settings.avatar_provider,
             vendor,
             session,
@@ -85,22 +90,72 @@ async def _vendor(
         )
     except VendorAvatarError as exc:
         logger.warning("vendor avatar failed; using the local one", extra={"error": str(exc)})
-        return False
-    return True
+        return None
+    return started.avatar_identity
 
 
-async def _local(
-    ctx: JobContext, session: AgentSession[Any], settings: WorkerSettings, style: AvatarStyle
-) -> Avatar:
+def _take_over_when_lost(
+    ctx: JobContext,
+    session: AgentSession[Any],
+    settings: WorkerSettings,
+    style: AvatarStyle,
+    identity: str,
+) -> None:
+    """Should the vendor's avatar leave the room mid-session (its service failed), the local
+    face takes over: it becomes the tail of the session's audio chain, so the sentence that
+    was playing goes on from where the vendor stopped, and the clients are told."""
+    closing = asyncio.Event()
+
+    def left(participant: rtc.RemoteParticipant) -> None:
+        if participant.identity != identity or closing.is_set():
+            return
+        ctx.room.off("participant_disconnected", left)
+        _spawn(_take_over(ctx, session, settings, style, closing))
+
+    async def stop_watching() -> None:  # the job's own shutdown removes the vendor's avatar
+        closing.set()
+        ctx.room.off("participant_disconnected", left)
+
+    ctx.room.on("participant_disconnected", left)
+    ctx.add_shutdown_callback(stop_watching)
+
+
+async def _take_over(
+    ctx: JobContext,
+    session: AgentSession[Any],
+    settings: WorkerSettings,
+    style: AvatarStyle,
+    closing: asyncio.Event,
+) -> None:
+    logger.warning("the vendor's avatar left the room; the local one takes over")
+    try:
+        avatar = await _local(ctx, settings, style)
+    except Exception:
+        logger.exception("the local avatar could not start after the vendor's left")
+        await _announce(ctx.room, AUDIO_ONLY)
+        return
+    if closing.is_set():
+        return
+    assert avatar.output is not None
+    session.output.replace_audio_tail(avatar.output)
+    await _announce(ctx.room, avatar.mode)
+
+
+def _spawn(work: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.get_running_loop().create_task(work)
+    _background.add(task)  # the loop keeps only a weak reference
+    task.add_done_callback(_background.discard)
+
+
+async def _local(ctx: JobContext, settings: WorkerSettings, style: AvatarStyle) -> Avatar:
+    """The local face, running; its ``output`` is for the session to speak into."""
     renderer = await asyncio.to_thread(
         FaceRenderer, style, settings.avatar_width, settings.avatar_height
     )
     room = ctx.room
 
     def face_failed(_: BaseException) -> None:
-        task = asyncio.get_running_loop().create_task(_drop_face(room))
-        _background.add(task)  # the loop keeps only a weak reference
-        task.add_done_callback(_background.discard)
+        _spawn(_drop_face(room))
 
     generator = FaceVideoGenerator(
         renderer, fps=settings.avatar_fps, sample_rate=SAMPLE_RATE, on_failure=face_failed
@@ -136,8 +191,7 @@ async def _local(
         await runner.aclose()
 
     ctx.add_shutdown_callback(close)
-    session.output.audio = audio
-    return Avatar("local", generator, runner)
+    return Avatar("local", generator, runner, audio)
 
 
 class _PausableOutput(QueueAudioOutput):

@@ -151,7 +151,10 @@ async def bey_worker(
 
 
 async def test_a_vendor_avatar_presents_and_a_failed_vendor_falls_back_to_the_local_one(
-    product_deck: ProductDeck, new_session: Sessions, bey_worker: tuple[BeyFake, ManagedProcess]
+    control_plane: EphemeralStack,
+    product_deck: ProductDeck,
+    new_session: Sessions,
+    bey_worker: tuple[BeyFake, ManagedProcess],
 ) -> None:
     bey, _ = bey_worker
 
@@ -176,6 +179,31 @@ async def test_a_vendor_avatar_presents_and_a_failed_vendor_falls_back_to_the_lo
     async with Audience(session["livekit_url"], session["token"], watch=True) as ada:
         agent = await greeted(ada, "local")
         assert {frame.identity for frame in ada.frames} == {agent}
+
+    # The vendor's avatar drops out mid-presentation: the local face takes over, the voice goes on.
+    bey.mode = "serve"
+    session = await new_session(product_deck.deck_id)
+    async with Audience(session["livekit_url"], session["token"], watch=True) as ada:
+        agent = await greeted(ada, "vendor:bey")
+        vendor_avatar = bey.avatars[-1].identity
+        async with api.LiveKitAPI(
+            control_plane.livekit.url,
+            control_plane.livekit.api_key,
+            control_plane.livekit.api_secret,
+        ) as livekit:
+            await livekit.room.remove_participant(
+                api.RoomParticipantIdentity(room=ada.room.name, identity=vendor_avatar)
+            )
+        lost = time.perf_counter()
+        await ada.until(
+            lambda: ada.room.remote_participants[agent].attributes.get(AVATAR_ATTRIBUTE) == "local",
+            10,
+            "the local face did not take over",
+        )
+        await ada.until(
+            lambda: sum(f.identity == agent for f in ada.frames) > 25, 10, "no local video"
+        )
+        await ada.until(lambda: ada.voiced[-1] > lost + 1.0, 30, "the presenter fell silent")
 
 
 class _BreaksMidSentence(FaceRenderer):
