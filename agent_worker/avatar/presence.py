@@ -131,8 +131,10 @@ async def _take_over(
     try:
         avatar = await _local(ctx, settings, style)
     except Exception:
+        # the voice still goes to the vendor's sink, which nobody plays: leave, and the
+        # control plane sends a new presenter that picks the session up (see resume.py)
         logger.exception("the local avatar could not start after the vendor's left")
-        await _announce(ctx.room, AUDIO_ONLY)
+        ctx.shutdown(reason="the vendor's avatar left and the local one could not start")
         return
     if closing.is_set():
         return
