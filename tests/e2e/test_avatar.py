@@ -239,6 +239,7 @@ async def test_a_face_that_breaks_mid_sentence_leaves_the_voice_and_tells_the_cl
     """The agent runs in the framework's fake job context with a real session and the real
     avatar path; only the renderer is swapped for one that fails."""
     monkeypatch.setattr(presence, "FaceRenderer", _BreaksMidSentence)
+    monkeypatch.setattr(_BreaksMidSentence, "frames_left", 50)
     room_name = f"avatar-{uuid.uuid4().hex[:8]}"
     agent_room = rtc.Room()
     async with Audience(stack.livekit.url, _token(stack, room_name, "ada"), watch=True) as ada:
