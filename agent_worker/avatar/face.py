@@ -33,8 +33,7 @@ _HEAD_BOX = (196, 28, 444, 300)
 _EYES_BOX = (278, 116, 362, 152)
 _MOUTH_BOX = (292, 168, 348, 208)
 _MOUTH_REGION = (296, 168, 344, 207)  # the widest mouth, swayed 4 px any way
-MOUTH_CENTRE = (320, 186)
-"""Where the mouth sits in design coordinates (tests and the lip-sync benchmark read it)."""
+_MOUTH_CENTRE = (320, 186)  # where the mouth sits, in design coordinates
 
 RGB = tuple[int, int, int]
 
@@ -113,12 +112,6 @@ class FaceRenderer:
             for level in range(MOUTH_LEVELS)
             for shape in MOUTH_SHAPES
         }
-
-    def mouth_box(self, pose: Pose = Pose()) -> tuple[int, int, int, int]:
-        """The mouth's patch in output pixels (left, top, right, bottom) for a pose."""
-        left, top = self._at(_MOUTH_BOX[0], _MOUTH_BOX[1])
-        right, bottom = self._at(_MOUTH_BOX[2], _MOUTH_BOX[3])
-        return left + pose.dx, top + pose.dy, right + pose.dx, bottom + pose.dy
 
     def frame(self, pose: Pose) -> Image.Image:
         image = self._scene.copy()
@@ -242,7 +235,7 @@ class FaceRenderer:
         opening = level / (MOUTH_LEVELS - 1)
         width = {"round": 0.72, "neutral": 1.0, "wide": 1.14}[shape] * (1 - 0.12 * opening)
         lips = _mix(_shade(self._skin, 0.82), (176, 70, 78), 0.45)
-        cx, cy = MOUTH_CENTRE
+        cx, cy = _MOUTH_CENTRE
 
         def paint(pen: _Pen) -> None:
             half_w = 13 * width

@@ -40,7 +40,6 @@ _background: set[asyncio.Task[None]] = set()
 @dataclass
 class Avatar:
     mode: str
-    generator: FaceVideoGenerator | None = None
     runner: AvatarRunner | None = None
     output: QueueAudioOutput | None = None
 
@@ -193,7 +192,7 @@ async def _local(ctx: JobContext, settings: WorkerSettings, style: AvatarStyle) 
         await runner.aclose()
 
     ctx.add_shutdown_callback(close)
-    return Avatar("local", generator, runner, audio)
+    return Avatar("local", runner, audio)
 
 
 class _PausableOutput(QueueAudioOutput):
