@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar
 from uuid import UUID
 
 import httpx
@@ -214,12 +214,14 @@ class SessionApi:
         )
         return _parse(SlideState, response)
 
-    async def search(self, query: str, k: int = 3) -> DeckSearchResult:
+    async def search(
+        self, query: str, k: int = 3, *, purpose: Literal["answer", "navigate"] = "answer"
+    ) -> DeckSearchResult:
         response = await self._client._request(
             "GET",
             f"{self._base}/search",
             credential=self._credential,
-            params={"q": query, "k": k},
+            params={"q": query, "k": k, "purpose": purpose},
         )
         return _parse(DeckSearchResult, response)
 

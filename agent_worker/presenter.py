@@ -14,6 +14,7 @@ from typing import Any
 
 from livekit.agents import Agent, RunContext, ToolError, function_tool, llm
 
+from shared.intents import relative_target
 from shared.schemas import DeckSearchResult, EscalationRequest, SlideAction, SlideState
 
 from .control_plane_client import (
@@ -46,13 +47,14 @@ SEARCH_HIT_LINE = re.compile(
 )
 NO_MATCH = "No slide matches that."
 
-# A search hit scoring below this does not answer the question. Hybrid search scores (dense
-# cosine soft-max + 0.15 x lexical) on the eight-slide product deck (tests/factories.py), measured
-# by tests/e2e/test_voice_loop.py: on-topic questions' best hits 0.42-0.82 ("How much does it
-# cost?" lowest), off-topic ones (weather, world cup, a recipe, a capital) 0.22-0.26. The
-# grounding benchmark (docs/benchmarks/grounding.json, 144 questions over harder decks) finds its
-# most accurate cut at 0.355; a little above it, as a wrong answer costs more than a refusal.
-MIN_RELEVANCE = 0.36
+DATA_OPEN, DATA_CLOSE = "<deck_data>", "</deck_data>"
+# The control plane decides whether the best hit answers the question (a coverage model fitted
+# on real decks, see control_plane/decks/search.py); the verdict is the last line of the result.
+ANSWERED = "Verdict: the first slide above answers the question; say which slide it is."
+NOT_COVERED = (
+    "Verdict: no slide answers this question. Say plainly that the deck doesn't cover it; "
+    "do not answer from the slides above."
+)
 
 
 def describe_state(state: SlideState, lead: str = "Now on") -> str:
@@ -61,14 +63,21 @@ def describe_state(state: SlideState, lead: str = "Now on") -> str:
     return f"{lead} slide {state.index} of {state.count}{title}."
 
 
+def _quoted(text: str) -> str:
+    """Deck text on one line, unable to close the data block it is quoted in."""
+    return " ".join(text.split()).replace("<", "\u2039").replace(">", "\u203a")
+
+
 def describe_hits(result: DeckSearchResult) -> str:
     if not result.hits:
         return NO_MATCH
-    return "\n".join(
-        f"Slide {h.slide_index} ({h.title or 'untitled'}), relevance {h.score:.3f}: "
-        + " ".join(h.snippet.split())
+    lines = [
+        f"Slide {h.slide_index} ({_quoted(h.title or 'untitled')}), relevance {h.score:.3f}: "
+        + _quoted(h.snippet)
         for h in result.hits
-    )
+    ]
+    verdict = ANSWERED if result.covered else NOT_COVERED
+    return "\n".join([DATA_OPEN, *lines, DATA_CLOSE, verdict])
 
 
 ESCALATED = "I've asked a colleague to join us; they'll see our conversation so far."
@@ -89,14 +98,22 @@ class Presenter(Agent):
         self._conversation = conversation
 
     @function_tool()
-    async def next_slide(self, context: RunContext[Any]) -> str:
-        """Move the presentation to the next slide."""
-        return await self._change(context, "next")
+    async def next_slide(self, context: RunContext[Any], slides: int = 1) -> str:
+        """Move the presentation forward: to the next slide, or several slides ahead.
+
+        Args:
+            slides: How many slides to move forward (1 for the next slide).
+        """
+        return await self._move(context, slides)
 
     @function_tool()
-    async def previous_slide(self, context: RunContext[Any]) -> str:
-        """Move the presentation back to the previous slide."""
-        return await self._change(context, "previous")
+    async def previous_slide(self, context: RunContext[Any], slides: int = 1) -> str:
+        """Move the presentation back: to the previous slide, or several slides back.
+
+        Args:
+            slides: How many slides to move back (1 for the previous slide).
+        """
+        return await self._move(context, -slides)
 
     @function_tool()
     async def goto_slide(
@@ -112,12 +129,12 @@ class Presenter(Agent):
             if not topic:
                 raise ToolError("Say which slide: a number, or what it is about.")
             try:
-                hits = (await self._require_deck().search(topic, k=1)).hits
+                found = await self._require_deck().search(topic, k=1, purpose="navigate")
             except ControlPlaneError as exc:
                 raise _tool_error(exc) from exc
-            if not hits or hits[0].score < MIN_RELEVANCE:
+            if not found.hits or not found.covered:
                 raise ToolError(f"No slide is about {topic}.")
-            slide_number = hits[0].slide_index
+            slide_number = found.hits[0].slide_index
         return await self._change(context, "goto", slide_number)
 
     @function_tool()
@@ -194,6 +211,29 @@ class Presenter(Agent):
         except ControlPlaneError as exc:
             raise _tool_error(exc) from exc
         return ESCALATED
+
+    async def _move(self, context: RunContext[Any], steps: int) -> str:
+        if steps in (1, -1):
+            return await self._change(context, "next" if steps > 0 else "previous")
+        if steps == 0:
+            raise ToolError("Say how many slides to move.")
+        state = await self._current()
+        target = relative_target(state.index, steps, state.count)
+        if target == state.index:
+            edge = "last" if steps > 0 else "first"
+            raise ToolError(f"Already on the {edge} slide ({state.index} of {state.count}).")
+        deck = self._require_deck()
+        try:
+            moved = await deck.change_slide(
+                "goto",
+                target,
+                idempotency_key=f"tool-{context.function_call.call_id}",
+                reason="presenter tool",
+                expected_version=state.version,
+            )
+        except ControlPlaneError as exc:
+            raise _tool_error(exc) from exc
+        return describe_state(moved)
 
     async def _current(self) -> SlideState:
         deck = self._require_deck()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, Self, TypeVar
+from typing import Any, BinaryIO, Self, TypeVar
 from uuid import UUID
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
 from control_plane.decks.schemas import DeckList, DeckPublic, SearchResults
+from shared.evaluation import EvalQuestion, EvalReport, EvalRequest
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
@@ -18,6 +19,8 @@ _TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 # The server validates an upload inside the request, and may spend its whole parse budget
 # (120 s by default) doing so before it answers.
 _UPLOAD_TIMEOUT = httpx.Timeout(180.0, connect=5.0)
+# A batch of evaluation questions is a deck search each (tens of ms); a loaded server is slower.
+_EVAL_TIMEOUT = httpx.Timeout(120.0, connect=5.0)
 
 
 class ApiError(Exception):
@@ -76,6 +79,13 @@ class ApiClient:
         response = self._request("GET", f"/v1/decks/{deck_id}/search", params={"q": query, "k": k})
         return _parse(SearchResults, response)
 
+    def evaluate_deck(self, deck_id: UUID, questions: list[EvalQuestion]) -> EvalReport:
+        body = EvalRequest(questions=questions).model_dump(mode="json", exclude_none=True)
+        response = self._request(
+            "POST", f"/v1/decks/{deck_id}/evaluations", json=body, timeout=_EVAL_TIMEOUT
+        )
+        return _parse(EvalReport, response)
+
     def _request(
         self,
         method: str,
@@ -83,6 +93,7 @@ class ApiClient:
         *,
         params: dict[str, str | int] | None = None,
         files: dict[str, tuple[str, BinaryIO]] | None = None,
+        json: dict[str, Any] | None = None,
         timeout: httpx.Timeout = _TIMEOUT,
     ) -> httpx.Response:
         """Send one request; every failure comes out as an :class:`ApiError`.
@@ -91,7 +102,9 @@ class ApiClient:
         better placed than this client to decide whether to try again.
         """
         try:
-            response = self._http.request(method, path, params=params, files=files, timeout=timeout)
+            response = self._http.request(
+                method, path, params=params, files=files, json=json, timeout=timeout
+            )
         except httpx.ConnectError as exc:
             raise ApiError(
                 None,

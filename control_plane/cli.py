@@ -12,6 +12,7 @@ import typer
 
 from control_plane import db
 from control_plane.cli_decks import decks
+from control_plane.cli_eval import eval_command
 from control_plane.migrate import apply_migrations
 from control_plane.tenants import repository as tenants
 from control_plane.tenants.service import create_tenant
@@ -23,6 +24,7 @@ admin = typer.Typer(
 )
 app.add_typer(admin, name="admin")
 app.add_typer(decks, name="decks")
+app.command("eval")(eval_command)
 
 
 @app.command()

@@ -134,6 +134,10 @@ class DeckSearchResult(BaseModel):
     """What ``GET /internal/v1/sessions/{id}/search`` answers."""
 
     hits: list[DeckSearchHit]
+    covered: bool = Field(
+        default=True, description="Whether the best hit answers the question (or the topic)."
+    )
+    confidence: float = Field(default=1.0, description="Confidence in 'covered', 0 to 1.")
 
 
 class SlideContent(BaseModel):

@@ -4,7 +4,7 @@ is bound to: a private copy of the recorded slide state, deck search through the
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 import httpx
@@ -79,9 +79,13 @@ class Records:
         found: list[dict[str, Any]] = (await self._get(f"/v1/decks/{deck_id}/slides"))["slides"]
         return found
 
-    async def search(self, deck_id: str, query: str, k: int) -> DeckSearchResult:
-        found = await self._get(f"/v1/decks/{deck_id}/search", q=query, k=k)
+    async def search(
+        self, deck_id: str, query: str, k: int, purpose: str = "answer"
+    ) -> DeckSearchResult:
+        found = await self._get(f"/v1/decks/{deck_id}/search", q=query, k=k, purpose=purpose)
         return DeckSearchResult(
+            covered=found["covered"],
+            confidence=found["confidence"],
             hits=[
                 DeckSearchHit(
                     slide_index=h["slide_index"],
@@ -90,7 +94,7 @@ class Records:
                     snippet=h["snippet"],
                 )
                 for h in found["hits"]
-            ]
+            ],
         )
 
 
@@ -171,9 +175,11 @@ class RecordedDeck(SessionApi):
         self.version += 1
         return self._state()
 
-    async def search(self, query: str, k: int = 3) -> DeckSearchResult:
+    async def search(
+        self, query: str, k: int = 3, *, purpose: Literal["answer", "navigate"] = "answer"
+    ) -> DeckSearchResult:
         try:
-            return await self._records.search(self._deck_id, query, k)
+            return await self._records.search(self._deck_id, query, k, purpose)
         except ReplayError as exc:
             raise ControlPlaneError(str(exc)) from exc
 

@@ -227,14 +227,34 @@ async def list_slides(conn: Conn, deck_id: UUID) -> list[asyncpg.Record]:
     )
 
 
+async def slide_profiles(conn: Conn, deck_id: UUID) -> list[asyncpg.Record]:
+    """Per slide: title (and its lexemes, stemmed as chunks are), text, notes, chunk count."""
+    return list(
+        await conn.fetch(
+            """
+            SELECT s.index, s.title, s.body, s.notes,
+                   tsvector_to_array(to_tsvector('english', coalesce(s.title, '')))
+                       AS title_lexemes,
+                   (SELECT count(*) FROM chunks c
+                    WHERE c.deck_id = s.deck_id AND c.slide_index = s.index) AS chunks
+            FROM slides s WHERE s.deck_id = $1 ORDER BY s.index
+            """,
+            deck_id,
+        )
+    )
+
+
 async def search_hits(
     conn: Conn, deck_id: UUID, query: np.ndarray, text: str, limit: int
 ) -> list[asyncpg.Record]:
-    """Dense and lexical chunk hits in one round trip, best first within each ``source``.
+    """Everything deck search scores, in one round trip; ``source`` says what each row is:
 
-    A lexical hit scores the share of the query's words the chunk contains, each word weighted
-    by its rarity among the deck's slides (BM25's idf): people ask in sentences, so any word may
-    match, but a word found on most slides ("customer" in a sales deck) says little.
+    - ``dense``: the nearest chunks by embedding (cosine similarity in ``score``);
+    - ``lexical``: chunks sharing words with the query, ``score`` the share of the query's words
+      the chunk contains, each weighted by its rarity among the deck's slides (BM25's idf):
+      people ask in sentences, so any word may match, but a word on most slides says little;
+    - ``slide``: per slide, the query's lexemes found anywhere on it (``lexemes``);
+    - ``term``: per query lexeme, its idf weight (``score``) and on how many slides it is (``df``).
     """
     return list(
         await conn.fetch(
@@ -254,8 +274,9 @@ async def search_hits(
                 FROM terms t JOIN chunks c ON c.deck_id = $1 AND c.tsv @@ t.query
             ),
             idf AS (
-                SELECT t.lexeme, ln(1.0 + (d.slides_total - count(DISTINCT m.slide_index) + 0.5)
-                                        / (count(DISTINCT m.slide_index) + 0.5))::float8 AS weight
+                SELECT t.lexeme, count(DISTINCT m.slide_index) AS df,
+                       ln(1.0 + (d.slides_total - count(DISTINCT m.slide_index) + 0.5)
+                                / (count(DISTINCT m.slide_index) + 0.5))::float8 AS weight
                 FROM terms t
                 JOIN decks d ON d.id = $1
                 LEFT JOIN matches m ON m.lexeme = t.lexeme
@@ -266,13 +287,17 @@ async def search_hits(
                 FROM matches m JOIN idf i ON i.lexeme = m.lexeme
                 GROUP BY m.id ORDER BY score DESC LIMIT $4
             )
-            SELECT 'dense' AS source, h.*, s.title FROM dense h
-                JOIN slides s ON s.deck_id = $1 AND s.index = h.slide_index
+            SELECT 'dense' AS source, slide_index, kind, content, score,
+                   NULL::text[] AS lexemes, NULL::text AS lexeme, NULL::bigint AS df
+                FROM dense
             UNION ALL
-            SELECT 'lexical' AS source, c.slide_index, c.kind, c.content, h.score, s.title
+            SELECT 'lexical', c.slide_index, c.kind, c.content, h.score, NULL, NULL, NULL
                 FROM lexical h JOIN chunks c ON c.id = h.id
-                JOIN slides s ON s.deck_id = $1 AND s.index = c.slide_index
-            ORDER BY source, score DESC
+            UNION ALL
+            SELECT 'slide', slide_index, NULL, NULL, NULL, array_agg(DISTINCT lexeme), NULL, NULL
+                FROM matches GROUP BY slide_index
+            UNION ALL
+            SELECT 'term', NULL, NULL, NULL, weight, NULL, lexeme, df FROM idf
             """,
             deck_id,
             query,

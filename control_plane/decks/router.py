@@ -9,9 +9,11 @@ from fastapi import APIRouter, Query, Request, Response, status
 from starlette.datastructures import UploadFile
 
 from control_plane.decks.schemas import DeckList, DeckPublic, SearchResults, SlideList
+from control_plane.decks.search import Purpose
 from control_plane.decks.service import DeckUnprocessable
 from control_plane.deps import Decks, TenantId
 from control_plane.errors import PodiumError
+from shared.evaluation import EvalReport, EvalRequest
 from shared.schemas import NO_NUL
 
 router = APIRouter(prefix="/v1/decks", tags=["decks"])
@@ -80,8 +82,22 @@ async def search_deck(
         Query(min_length=1, max_length=500, pattern=NO_NUL, description="A question or keywords."),
     ],
     k: Annotated[int, Query(ge=1, le=20)] = 5,
+    purpose: Annotated[
+        Purpose,
+        Query(description="'answer' a question, or find a slide to 'navigate' to by topic."),
+    ] = "answer",
 ) -> SearchResults:
-    return await decks.search(tenant_id, deck_id, q.strip() or q, k)
+    return await decks.search(tenant_id, deck_id, q.strip() or q, k, purpose=purpose)
+
+
+@router.post("/{deck_id}/evaluations")
+async def evaluate_deck(
+    tenant_id: TenantId, decks: Decks, deck_id: UUID, body: EvalRequest
+) -> EvalReport:
+    """What the presenter would do with each question (answer from a slide, navigate, decline)
+    and how often that matches what you expected; up to 200 questions a request. Nothing is
+    stored. ``podium eval`` sends a whole questions file in batches."""
+    return await decks.evaluate(tenant_id, deck_id, body)
 
 
 @router.delete("/{deck_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 DeckStatus = Literal["pending", "processing", "ready", "failed"]
 
@@ -67,4 +67,13 @@ class SearchHit(BaseModel):
 class SearchResults(BaseModel):
     deck_id: UUID
     query: str
+    purpose: Literal["answer", "navigate"] = Field(
+        description="'answer': slides that answer a question; 'navigate': slides a listener "
+        "asked to be shown by topic ('the wrap-up', 'the team slide')."
+    )
+    covered: bool = Field(
+        description="Whether the best hit answers the question (or, for 'navigate', resembles "
+        "the topic); when false the presenter says the deck does not cover it."
+    )
+    confidence: float = Field(description="The model's confidence in 'covered', 0 to 1.")
     hits: list[SearchHit]

@@ -1,30 +1,62 @@
-"""Hybrid deck search: dense (pgvector) and lexical (Postgres full text) chunk hits, scored per
-slide.
+"""Deck search: which slide answers a listener's question, and whether any slide does.
 
-A slide's dense score is a soft maximum over its chunks' cosine similarities: its best chunk
-leads, and other chunks that also match add a little, since a slide with several lines on the
-question's topic is more likely to be the one meant. The lexical score (the idf-weighted share
-of the question's words a chunk contains) is added with a small weight: paraphrased questions
-share few words with the slide, so it settles near ties rather than leading. Both are scores,
-not ranks: fusing ranks let a lexical hit on one stray word outrank a clearly better dense
-match, which measured worse than dense alone (scripts/bench_grounding.py).
+One round trip to Postgres brings the candidates (the nearest chunks by embedding, with pgvector,
+and every chunk sharing a word with the question, with full text search); a per-deck profile
+(titles, title embeddings, chunk counts, what kinds of facts each slide states) is read once per
+process and kept. Each slide then gets a handful of features, each measured the same way on any
+deck, and two small fitted models decide:
+
+- the **ranking** is a linear score over the features (``ranking.json``: weights fitted by a
+  pairwise logistic loss on labelled real decks, reported leave-one-deck-out by
+  ``scripts/bench_grounding.py``). Scores are calibrated per query against the deck's own
+  distribution (a z-score over its slides) and a slide's size is a feature, so a text-heavy slide
+  that is a little similar to everything does not win by size.
+- the **coverage** is a logistic model over the best slide's features and question-level evidence
+  (how much of the question's rare vocabulary the deck contains at all, whether a slide states the
+  kind of fact asked for: a price, a number, a date). Below its threshold the presenter says the
+  deck does not cover the question.
+
+Navigation by topic ("the wrap-up", "the team slide") ranks with its own weights, in which the
+title counts for more, after expanding common section names.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import re
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Literal
+from functools import cache
+from importlib import resources
+from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
+import numpy as np
 
 from control_plane.decks import repository
 from control_plane.decks.embeddings import Embedder
+from shared.intents import normalise
 
-CANDIDATES = 60  # chunks per signal; a slide has a chunk per line and notes sentence
-LEXICAL_WEIGHT = 0.15
-SOFTMAX_TEMPERATURE = 0.1  # in cosine units: a second chunk 0.1 below the best adds ~0.03
+CANDIDATES = 100  # nearest chunks by embedding; a slide has a chunk per line and notes sentence
+PROFILE_CACHE = 256  # decks whose profile a process keeps
+
+Purpose = Literal["answer", "navigate"]
+Mode = Literal["hybrid", "dense", "lexical"]
+
+FEATURES = (
+    "dense",  # best chunk's cosine similarity
+    "dense_z",  # the same, as a z-score over the deck's slides for this question
+    "dense_second",  # the slide's second-best chunk (its best when it has one chunk)
+    "dense_soft",  # a soft maximum over its chunks: other matching chunks add a little
+    "lexical",  # idf-weighted share of the question's words found anywhere on the slide
+    "lexical_chunk",  # the same, in the slide's best single chunk
+    "title_lexical",  # ... in the slide's title
+    "title_dense",  # cosine similarity of the question and the title alone
+    "size",  # log of the slide's chunk count: text-heavy slides must not win by size
+    "answer_type",  # +1 the slide states the kind of fact asked for, -1 it states none, 0 n/a
+)
 
 
 @dataclass
@@ -35,17 +67,328 @@ class SlideScore:
     best_dense: float = -1.0
     snippet: str = ""
     matched: str = "slide"
-    dense: list[float] = field(default_factory=list, repr=False)
-    lexical: float = 0.0
+    features: dict[str, float] = field(default_factory=dict, repr=False)
     snippet_score: float = -math.inf
 
 
-def _snippet(text: str, limit: int = 220) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+@dataclass
+class SearchOutcome:
+    """Slides best first, and whether the best one answers the question."""
+
+    slides: list[SlideScore]
+    covered: bool
+    confidence: float
 
 
-Mode = Literal["hybrid", "dense", "lexical"]
+# --- the deck profile --------------------------------------------------------------------------
+
+_NUMBER = re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|hundred|thousand"
+                     r"|million|billion|dozen|half|twice|double)\b", re.I)  # fmt: skip
+_PRICE = re.compile(r"[$€£¥₹]|\b(?:usd|eur|gbp|dollars?|euros?|pounds|price[ds]?|pricing|cost[s]?"
+                    r"|free|fee[s]?|per (?:seat|user|month|year|license|licence)|/mo\b|subscription"
+                    r"|plan[s]?|tier[s]?)\b", re.I)  # fmt: skip
+_DATE = re.compile(r"\b(?:19|20)\d\d\b|\bq[1-4]\b|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept"
+                   r"|oct|nov|dec)[a-z]*\b|\b(?:today|tomorrow|week|month|quarter|year|deadline"
+                   r"|launch(?:ed|es)?|timeline|roadmap|h[12])\b", re.I)  # fmt: skip
+_CONTACT = re.compile(r"@|https?://|www\.|\.com\b|\.org\b|\.io\b|\bphone\b|\btel\b|\+\d|\bemail\b"
+                      r"|\bcontact\b|\breach\b", re.I)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SlideProfile:
+    index: int
+    title: str | None
+    title_lexemes: frozenset[str]
+    chunks: int
+    states: frozenset[str]  # the kinds of fact the slide states: number, price, date, contact
+
+
+@dataclass(frozen=True)
+class DeckProfile:
+    slides: dict[int, SlideProfile]
+    titles: np.ndarray  # one unit row per slide (zeros for an untitled slide), by index order
+    order: list[int]
+
+
+def _states(text: str) -> frozenset[str]:
+    kinds = {"number": _NUMBER, "price": _PRICE, "date": _DATE, "contact": _CONTACT}
+    return frozenset(kind for kind, pattern in kinds.items() if pattern.search(text))
+
+
+_profiles: OrderedDict[tuple[UUID, str], DeckProfile] = OrderedDict()
+
+
+async def deck_profile(pool: asyncpg.Pool, embedder: Embedder, deck_id: UUID) -> DeckProfile:
+    """The deck's per-slide facts, read and embedded once per process (a ready deck's slides and
+    chunks never change; a re-uploaded deck is a new deck)."""
+    key = (deck_id, embedder.model)
+    if (hit := _profiles.get(key)) is not None:
+        _profiles.move_to_end(key)
+        return hit
+    rows = await repository.slide_profiles(pool, deck_id)
+    titles = [r["title"] or "" for r in rows]
+    vectors = np.zeros((len(rows), embedder.dimension), dtype=np.float32)
+    titled = [i for i, t in enumerate(titles) if t.strip()]
+    if titled:
+        vectors[titled] = await embedder.embed([titles[i] for i in titled])
+    profile = DeckProfile(
+        slides={
+            r["index"]: SlideProfile(
+                index=r["index"],
+                title=r["title"],
+                title_lexemes=frozenset(r["title_lexemes"] or ()),
+                chunks=max(1, int(r["chunks"])),
+                states=_states(" ".join(filter(None, (r["title"], r["body"], r["notes"])))),
+            )
+            for r in rows
+        },
+        titles=vectors,
+        order=[r["index"] for r in rows],
+    )
+    _profiles[key] = profile
+    while len(_profiles) > PROFILE_CACHE:
+        _profiles.popitem(last=False)
+    return profile
+
+
+# --- query handling ------------------------------------------------------------------------------
+
+# Spoken lead-ins that carry no content ("so, um, can you tell me ...") embed as noise.
+_LEAD_IN = re.compile(
+    r"^(?:(?:so|um+|uh+|er+|hmm+|ok(?:ay)?|right|well|yeah|and|but|hey|hi|oh|sorry|quick question"
+    r"|one more thing|actually|wait|alright|basically|just|like|now|then|also)\b[\s,]*)*"
+    r"(?:(?:can|could|would|will) you (?:please )?(?:tell|remind|explain to|show) (?:me|us)"
+    r"(?: again)?(?: about)?|(?:i|we) (?:was|were|am|are) (?:wondering|curious)(?: about)?"
+    r"|(?:i'd|i would|we'd) (?:like|love) to know|do you (?:happen to )?know|remind me"
+    r"|tell me(?: more)?(?: about)?|i (?:want|need) to know)?[\s,]*",
+    re.I,
+)
+
+# Section names that decks title in many ways; a topic naming one also searches the others.
+_SECTIONS = [
+    "summary conclusion conclusions recap wrap takeaways closing thoughts final thank thanks",
+    "agenda outline overview contents today plan",
+    "team founders people leadership about who",
+    "contact questions reach touch email",
+    "pricing price cost costs plans packages fees",
+    "competition competitors comparison compare landscape alternatives versus",
+    "roadmap timeline future next steps plans milestones",
+    "problem challenge pain issue",
+    "solution product approach how works",
+    "market opportunity size",
+    "traction growth results customers metrics",
+    "funding ask investment raise use funds",
+    "demo example walkthrough",
+    "architecture design diagram components overview",
+    "benchmark benchmarks performance results evaluation",
+    "introduction intro welcome title start",
+]
+_SECTION_OF = {word: group for group in _SECTIONS for word in group.split()}
+
+
+def spoken_query(text: str) -> str:
+    """The question without its spoken lead-in; the words as said when nothing is left."""
+    stripped = _LEAD_IN.sub("", text.strip()).strip(" ,")
+    return stripped if len(stripped.split()) >= 2 else text.strip()
+
+
+def topic_query(topic: str) -> str:
+    words = normalise(topic).split()
+    extra = {w for word in words if (group := _SECTION_OF.get(word)) for w in group.split()}
+    return " ".join([*words, *sorted(extra - set(words))])
+
+
+_ASKS = [
+    (
+        "price",
+        re.compile(
+            r"\b(?:how much|cost|costs|price|prices|pricing|pay|charge|fee|fees"
+            r"|expensive|cheap|afford)\b"
+        ),
+    ),
+    (
+        "date",
+        re.compile(r"\b(?:when|what year|what date|how long ago|since when|deadline|by when)\b"),
+    ),
+    (
+        "contact",
+        re.compile(
+            r"\b(?:contact|reach|email|e mail|phone|call you|website|get in touch"
+            r"|address)\b"
+        ),
+    ),
+    (
+        "number",
+        re.compile(
+            r"\b(?:how many|how much|how big|how large|how fast|how long|how often"
+            r"|what percentage|what percent|what share|what number|how far)\b"
+        ),
+    ),
+]
+
+
+def asks_for(question: str) -> str | None:
+    """The kind of fact a question asks for, when a slide must state one to answer it."""
+    text = normalise(question)
+    return next((kind for kind, pattern in _ASKS if pattern.search(text)), None)
+
+
+# --- features and models -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Params:
+    rank: dict[str, float]
+    navigate: dict[str, float]
+    cover_bias: float
+    cover: dict[str, float]
+    threshold: float
+    navigate_threshold: float
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Params:
+        return cls(
+            rank=data["rank"],
+            navigate=data["navigate"],
+            cover_bias=data["cover_bias"],
+            cover=data["cover"],
+            threshold=data["threshold"],
+            navigate_threshold=data["navigate_threshold"],
+        )
+
+
+@cache
+def default_params() -> Params:
+    text = resources.files("control_plane.decks").joinpath("ranking.json").read_text()
+    return Params.from_json(json.loads(text))
+
+
+COVER_FEATURES = (
+    "score",  # the best slide's ranking score
+    "margin",  # how far it leads the second slide
+    "dense",
+    "dense_z",
+    "lexical",
+    "answer_type",
+    "deck_vocabulary",  # idf-weighted share of the question's words the deck contains anywhere
+    "unknown_terms",  # rare question words found on no slide (a product, a certification...)
+)
+
+
+@dataclass
+class Candidates:
+    """Everything the models read for one question: per-slide features before weighting."""
+
+    slides: dict[int, SlideScore]
+    deck_vocabulary: float
+    unknown_terms: float
+    asks: str | None
+
+
+def _z_scores(values: dict[int, float]) -> dict[int, float]:
+    xs = np.array(list(values.values()), dtype=np.float64)
+    mean, std = float(xs.mean()), float(xs.std())
+    return {k: (v - mean) / max(std, 0.02) for k, v in values.items()}
+
+
+async def candidates(
+    pool: asyncpg.Pool,
+    embedder: Embedder,
+    deck_id: UUID,
+    query: str,
+    *,
+    purpose: Purpose = "answer",
+) -> Candidates:
+    text = topic_query(query) if purpose == "navigate" else spoken_query(query)
+    profile = await deck_profile(pool, embedder, deck_id)
+    vector = (await embedder.embed([text]))[0]
+    rows = await repository.search_hits(pool, deck_id, vector, text, CANDIDATES)
+    slides = {
+        index: SlideScore(index, p.title, features=dict.fromkeys(FEATURES, 0.0))
+        for index, p in profile.slides.items()
+    }
+    dense: dict[int, list[float]] = {i: [] for i in slides}
+    idf: dict[str, float] = {}
+    df: dict[str, int] = {}
+    found: dict[int, set[str]] = {}
+    for row in rows:
+        source = row["source"]
+        if source == "term":
+            idf[row["lexeme"]], df[row["lexeme"]] = float(row["score"]), int(row["df"])
+        elif source == "slide":
+            found[row["slide_index"]] = set(row["lexemes"])
+    total_idf = sum(idf.values()) or 1.0
+    for row in rows:
+        s = slides.get(row["slide_index"]) if row["slide_index"] is not None else None
+        if s is None or row["source"] not in ("dense", "lexical"):
+            continue
+        score = float(row["score"])
+        if row["source"] == "dense":
+            dense[s.slide_index].append(score)
+            chunk_score = score
+        else:
+            s.features["lexical_chunk"] = max(s.features["lexical_chunk"], score)
+            chunk_score = 0.3 * score + (max(dense[s.slide_index]) if dense[s.slide_index] else 0)
+        if chunk_score > s.snippet_score:
+            s.snippet_score = chunk_score
+            s.snippet, s.matched = _snippet(row["content"]), row["kind"]
+    floor = min((x for xs in dense.values() for x in xs), default=0.0) - 0.02
+    best = {i: max(xs) if xs else floor for i, xs in dense.items()}
+    z = _z_scores(best) if best else {}
+    titles = profile.titles @ vector
+    asks = asks_for(query) if purpose == "answer" else None
+    for position, index in enumerate(profile.order):
+        s, p = slides[index], profile.slides[index]
+        ordered = sorted(dense[index], reverse=True)
+        f = s.features
+        f["dense"] = best[index]
+        f["dense_z"] = z[index]
+        f["dense_second"] = ordered[1] if len(ordered) > 1 else (ordered[0] if ordered else floor)
+        f["dense_soft"] = _soft_max(ordered) if ordered else floor
+        f["lexical"] = sum(idf.get(lex, 0.0) for lex in found.get(index, ())) / total_idf
+        f["title_lexical"] = sum(idf.get(lex, 0.0) for lex in p.title_lexemes & idf.keys())
+        f["title_lexical"] /= total_idf
+        f["title_dense"] = float(titles[position]) if p.title else 0.0
+        f["size"] = math.log(p.chunks)
+        f["answer_type"] = 0.0 if asks is None else (1.0 if asks in p.states else -1.0)
+        s.best_dense = best[index]
+        if not s.snippet:
+            s.snippet = _snippet(p.title or f"Slide {index}")
+    present = sum(w for lex, w in idf.items() if df.get(lex, 0) > 0)
+    rare_missing = sum(w for lex, w in idf.items() if df.get(lex, 0) == 0 and len(lex) > 2)
+    return Candidates(
+        slides=slides,
+        deck_vocabulary=present / total_idf if idf else 0.0,
+        unknown_terms=rare_missing / total_idf if idf else 0.0,
+        asks=asks,
+    )
+
+
+def rank(found: Candidates, weights: dict[str, float]) -> list[SlideScore]:
+    for s in found.slides.values():
+        s.score = sum(weights.get(name, 0.0) * value for name, value in s.features.items())
+    return sorted(found.slides.values(), key=lambda s: (s.score, s.best_dense), reverse=True)
+
+
+def cover_features(found: Candidates, ranked: list[SlideScore]) -> dict[str, float]:
+    top = ranked[0]
+    second = ranked[1].score if len(ranked) > 1 else top.score - 1.0
+    return {
+        "score": top.score,
+        "margin": top.score - second,
+        "dense": top.features["dense"],
+        "dense_z": top.features["dense_z"],
+        "lexical": top.features["lexical"],
+        "answer_type": top.features["answer_type"],
+        "deck_vocabulary": found.deck_vocabulary,
+        "unknown_terms": found.unknown_terms,
+    }
+
+
+def coverage(features: dict[str, float], bias: float, weights: dict[str, float]) -> float:
+    """The probability that the best slide answers the question."""
+    logit = bias + sum(weights.get(name, 0.0) * value for name, value in features.items())
+    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, logit))))
 
 
 async def search_deck(
@@ -56,46 +399,51 @@ async def search_deck(
     k: int,
     *,
     mode: Mode = "hybrid",
-) -> list[SlideScore]:
-    """Slides ranked for ``query``; ``mode`` isolates one signal (benchmarks compare them)."""
-    vector = (await embedder.embed([query]))[0]
-    rows = await repository.search_hits(pool, deck_id, vector, query, CANDIDATES)
-    use_dense, use_lexical = mode != "lexical", mode != "dense"
-    lexical_weight = LEXICAL_WEIGHT if use_dense else 1.0
-    # A chunk found by both signals is one snippet candidate with both scores.
-    lexical_by_chunk = {
-        (r["slide_index"], r["content"]): float(r["score"])
-        for r in rows
-        if r["source"] == "lexical" and use_lexical
-    }
-    slides: dict[int, SlideScore] = {}
-    for row in rows:
-        dense = row["source"] == "dense"
-        if not (use_dense if dense else use_lexical):
-            continue
-        s = slides.setdefault(row["slide_index"], SlideScore(row["slide_index"], row["title"]))
-        score = float(row["score"])
-        lexical = lexical_by_chunk.get((row["slide_index"], row["content"]), 0.0)
-        if dense:
-            s.dense.append(score)
-            s.best_dense = max(s.best_dense, score)
-            chunk_score = score + lexical_weight * lexical
-        else:
-            s.lexical = max(s.lexical, score)
-            chunk_score = lexical_weight * score
-        if chunk_score > s.snippet_score:
-            s.snippet_score = chunk_score
-            s.snippet, s.matched = _snippet(row["content"]), row["kind"]
-    for s in slides.values():
-        s.score = _soft_max(s.dense) + lexical_weight * s.lexical
-    ranked = sorted(slides.values(), key=lambda s: (s.score, s.best_dense), reverse=True)
-    return ranked[:k]
+    purpose: Purpose = "answer",
+    params: Params | None = None,
+) -> SearchOutcome:
+    """Slides ranked for ``query``, and whether the best one answers it; ``mode`` isolates one
+    signal (benchmarks compare them)."""
+    params = params or default_params()
+    found = await candidates(pool, embedder, deck_id, query, purpose=purpose)
+    return decide(found, params, k, mode=mode, purpose=purpose)
+
+
+def decide(
+    found: Candidates,
+    params: Params,
+    k: int,
+    *,
+    mode: Mode = "hybrid",
+    purpose: Purpose = "answer",
+) -> SearchOutcome:
+    weights = params.navigate if purpose == "navigate" else params.rank
+    if mode == "dense":
+        weights = {"dense": 1.0}
+    elif mode == "lexical":
+        weights = {"lexical": 1.0, "lexical_chunk": 0.1}
+    ranked = rank(found, weights)
+    if not ranked:
+        return SearchOutcome([], covered=False, confidence=0.0)
+    if purpose == "navigate":
+        # A topic request lands on the best slide unless nothing in the deck resembles it.
+        top = ranked[0].features
+        confidence = max(top["title_dense"], top["dense"])
+        return SearchOutcome(ranked[:k], confidence >= params.navigate_threshold, confidence)
+    confidence = coverage(cover_features(found, ranked), params.cover_bias, params.cover)
+    return SearchOutcome(ranked[:k], confidence >= params.threshold, confidence)
+
+
+SOFTMAX_TEMPERATURE = 0.1  # in cosine units: a second chunk 0.1 below the best adds ~0.03
 
 
 def _soft_max(scores: list[float]) -> float:
     """T * log(sum(exp(score / T))), computed from the best score so it cannot overflow."""
-    if not scores:
-        return 0.0
     best = max(scores)
     total = sum(math.exp((x - best) / SOFTMAX_TEMPERATURE) for x in scores)
     return best + SOFTMAX_TEMPERATURE * math.log(total)
+
+
+def _snippet(text: str, limit: int = 220) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"

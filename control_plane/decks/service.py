@@ -13,6 +13,7 @@ import asyncpg
 
 from control_plane.decks import pipeline, repository
 from control_plane.decks.embeddings import Embedder, EmbeddingError
+from control_plane.decks.evaluation import evaluate_question
 from control_plane.decks.extract import DeckRejected, ExtractedDeck, Limits
 from control_plane.decks.ingest import IngestionRunner, original_key
 from control_plane.decks.sandbox import Bounds, SandboxFailed, run_bounded
@@ -26,9 +27,10 @@ from control_plane.decks.schemas import (
     SlideList,
     SlidePublic,
 )
-from control_plane.decks.search import search_deck
+from control_plane.decks.search import Purpose, SearchOutcome, search_deck
 from control_plane.errors import Conflict, NotFound, PodiumError, UpstreamUnavailable
 from control_plane.storage import AssetStorage, UrlSigner
+from shared.evaluation import EvalReport, EvalRequest, summarise
 
 logger = logging.getLogger(__name__)
 
@@ -203,20 +205,54 @@ class DeckService:
             ],
         )
 
-    async def search(self, tenant_id: UUID, deck_id: UUID, query: str, k: int) -> SearchResults:
+    async def evaluate(self, tenant_id: UUID, deck_id: UUID, request: EvalRequest) -> EvalReport:
+        """Run each question through the presenter's decision logic (see evaluation.py)."""
+        deck = await self._searchable(tenant_id, deck_id)
+
+        async def search(query: str, purpose: Purpose, k: int) -> SearchOutcome:
+            try:
+                return await search_deck(
+                    self._pool, self._embedder, deck_id, query, k, purpose=purpose
+                )
+            except EmbeddingError as exc:
+                raise UpstreamUnavailable(str(exc)) from exc
+
+        results = [
+            await evaluate_question(q, deck["slides_total"], search) for q in request.questions
+        ]
+        return EvalReport(deck_id=str(deck_id), results=results, summary=summarise(results))
+
+    async def _searchable(self, tenant_id: UUID, deck_id: UUID) -> asyncpg.Record:
         deck = await self._ready(tenant_id, deck_id)
         if deck["embedding_model"] != self._embedder.model:
             raise Conflict(
                 f"The deck was indexed with {deck['embedding_model']}, but this server embeds "
                 f"with {self._embedder.model}; upload the deck again to search it."
             )
+        return deck
+
+    async def search(
+        self,
+        tenant_id: UUID,
+        deck_id: UUID,
+        query: str,
+        k: int,
+        *,
+        purpose: Purpose = "answer",
+    ) -> SearchResults:
+        await self._searchable(tenant_id, deck_id)
         try:
-            ranked = await search_deck(self._pool, self._embedder, deck_id, query, k)
+            found = await search_deck(
+                self._pool, self._embedder, deck_id, query, k, purpose=purpose
+            )
         except EmbeddingError as exc:
             raise UpstreamUnavailable(str(exc)) from exc
         return SearchResults(
             deck_id=deck_id,
             query=query,
+            purpose=purpose,
+            covered=found.covered,
+            confidence=round(found.confidence, 4),
             hits=[
                 SearchHit(
                     slide_index=s.slide_index,
@@ -225,7 +261,7 @@ class DeckService:
                     snippet=s.snippet,
                     matched="notes" if s.matched == "notes" else "slide",
                 )
-                for s in ranked
+                for s in found.slides
             ],
         )
 

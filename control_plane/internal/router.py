@@ -8,6 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, Response, status
 
 from control_plane.conversation import repository as conversation
+from control_plane.decks.search import Purpose
 from control_plane.deps import (
     Decks,
     LiveKit,
@@ -122,18 +123,25 @@ async def search(
         Query(min_length=1, max_length=500, pattern=NO_NUL, description="A question or keywords."),
     ],
     k: Annotated[int, Query(ge=1, le=20)] = 3,
+    purpose: Annotated[
+        Purpose,
+        Query(description="'answer' a question, or find a slide to 'navigate' to by topic."),
+    ] = "answer",
 ) -> DeckSearchResult:
-    """The presenter's deck search: slides that answer the user's question, best first."""
+    """The presenter's deck search: slides that answer the user's question, best first, and
+    whether the best one does."""
     _check_scope(scope, session_id)
     tenant_id, deck_id = await _session_deck(session_id, pool, livekit, settings)
-    found = await decks.search(tenant_id, deck_id, q.strip() or q, k)
+    found = await decks.search(tenant_id, deck_id, q.strip() or q, k, purpose=purpose)
     return DeckSearchResult(
+        covered=found.covered,
+        confidence=found.confidence,
         hits=[
             DeckSearchHit(
                 slide_index=h.slide_index, title=h.title, score=h.score, snippet=h.snippet
             )
             for h in found.hits
-        ]
+        ],
     )
 
 
