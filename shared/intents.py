@@ -61,8 +61,11 @@ _LAST = re.compile(
 _BACKWARD_WORDS = r"(?:back(?:wards?)?|earlier|before|previous|ago)"
 _FORWARD_WORDS = r"(?:ahead|forwards?|on|onwards?|later|further|along)"
 _STRICT_COUNT = re.sub(r"\|an?(?=[|)])", "", _COUNT)
-_MOTION = r"(?:go|move|skip|jump|flip|head|step|take us|take me|scroll|advance|rewind)"
+_MOTION = r"(?:go|move|skip|jump|flip|head|step|take us|take me|scroll|advance|rewind|back up)"
 _RELATIVE = [
+    re.compile(
+        rf"^(?:and |so |ok(?:ay)? )?(?P<dir>back|forward|ahead)(?: by)? {_COUNT}(?: please)?$"
+    ),
     re.compile(rf"\b{_COUNT} (?:more )?{_SLIDE} (?P<dir>{_BACKWARD_WORDS}|{_FORWARD_WORDS})\b"),
     re.compile(
         rf"\b(?P<dir>{_BACKWARD_WORDS}|{_FORWARD_WORDS}) (?:by )?{_COUNT} (?:more )?{_SLIDE}\b"
@@ -83,9 +86,15 @@ _TOPIC = re.compile(
     r"|(?:show|display|pull up|bring up|open|find|put up)(?: (?:me|us))?(?: again)?"
     r"|(?:see|look at|revisit|view)(?: again)?"
     r"|^(?:and |so |ok(?:ay)? )?(?:back|straight|right) to"
-    r"|(?:where|when|in which) (?:you|we|they) (?:were )?(?:talked|talking|spoke|speaking|discussed"
-    r"|mentioned|covered|showed|went over|explained|compared)(?: about| on)?)"
-    r" (?P<topic>.+)$"
+    r"|^(?:(?:can|could) (?:you|we) )?(?:go |jump |get )?(?:back )?(?:to )?(?:the (?:part|bit|slide"
+    r"|page|point) )?(?:where|when|in which) (?:you|we|they|he|she) (?:were |was )?"
+    r"(?:talked|talking|spoke|speaking|discussed|mentioned|covered|went over|explained)"
+    r"(?: about| on)?"
+    r"|^(?:(?:can|could) (?:you|we) )?(?:the (?:part|bit|slide|page|point) )?"
+    r"(?:where|when|in which) (?=(?:you|we|they|he|she) )"
+    r"|^(?:the|that) (?=(?:slide|page|bit|part|one|table|chart|graph|diagram|picture|photo|image"
+    r"|screen|grid|list|map|timeline|demo|code|example|quote|section)s?\b))"
+    r" ?(?P<topic>.+)$"
 )
 # What a topic request starts with that is not the topic itself.
 _TOPIC_LEAD = re.compile(
@@ -96,12 +105,20 @@ _TOPIC_LEAD = re.compile(
 )
 _TOPIC_TAIL = re.compile(
     r"(?: (?:again|please|slide|page|section|part|bit|one|for me|for us|now|real quick"
-    r"|if you can|if you could|once more|thanks|thank you))+$"
+    r"|if you can|if you could|once more|thanks|thank you"
+    r"|(?:can|could) (?:we|you|i) (?:see|show|look at|go to|get|have)(?: (?:that|it|this))?"
+    r"(?: one| slide| again)*))+$"
+)
+# "put the price table back up", "bring his contact details up again"
+_PUT_UP = re.compile(
+    r"^(?:(?:can|could) you |please )?(?:put|bring|pull|throw) (?P<topic>.+?) (?:back )?up"
+    r"(?: again)?(?: please)?$"
 )
 _NOT_A_TOPIC = re.compile(
     r"^(?:next|previous|last|first|slide|page|start|beginning|end|top|it|that|this|"
-    r"me|us|you|what|how|why|who|when|whether|if)\b"
+    r"me|us|what|how|why|who|when|whether|if)\b"
 )
+_ABOUT = re.compile(r"\b(?:about|on|covering|where|with|showing) (?:how|what|why|who|when)\b")
 # A question that names a slide kind is still a question ("what does the chart show?"); a
 # topic request is an imperative or a request to see.
 _QUESTION_START = re.compile(
@@ -159,13 +176,15 @@ def _count(word: str) -> int:
 def topic_of(utterance: str) -> str | None:
     """What the user wants to be shown ("go back to the part about pricing" → "pricing")."""
     text = normalise(utterance)
+    if (put := _PUT_UP.match(text)) is not None:
+        return _TOPIC_LEAD.sub("", put["topic"]).strip() or None
     if _QUESTION_START.match(text):
         return None
     match = _TOPIC.search(text)
     if match is None:
         return None
     topic = _TOPIC_TAIL.sub("", _TOPIC_LEAD.sub("", match["topic"])).strip()
-    if not topic or _NOT_A_TOPIC.match(topic):
+    if not topic or (_NOT_A_TOPIC.match(topic) and not _ABOUT.search(text)):
         return None
     return topic
 
@@ -179,7 +198,7 @@ def relative_move(text: str) -> int | None:
         words = match.groupdict()
         direction = words.get("dir2") or words.get("dir") or ""
         if not direction:
-            direction = "back" if words.get("verb") == "rewind" else "ahead"
+            direction = "back" if words.get("verb") in ("rewind", "back up") else "ahead"
         n = _count(match["n"])
         backward = re.fullmatch(_BACKWARD_WORDS, direction) is not None
         return -n if backward else n
@@ -191,6 +210,8 @@ def intent_for(utterance: str) -> Reply:
     text = normalise(utterance)
     if not text:
         return DIDNT_CATCH
+    if _PUT_UP.match(text) and (topic := topic_of(utterance)):
+        return ToolRequest("goto_slide", {"topic": topic})
     if (steps := relative_move(text)) is not None:
         if steps > 1:
             return ToolRequest("next_slide", {"slides": steps})

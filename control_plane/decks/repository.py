@@ -244,6 +244,27 @@ async def slide_profiles(conn: Conn, deck_id: UUID) -> list[asyncpg.Record]:
     )
 
 
+async def chunk_vectors(conn: Conn, deck_id: UUID, limit: int) -> list[tuple[int, np.ndarray]]:
+    """Up to ``limit`` of the deck's chunk embeddings, spread over the deck, with their slide."""
+    rows = await conn.fetch(
+        """
+        SELECT slide_index, embedding FROM (
+            SELECT slide_index, embedding, row_number() OVER (ORDER BY id) AS n,
+                   count(*) OVER () AS total
+            FROM chunks WHERE deck_id = $1
+        ) c WHERE n % greatest(1, ceil(total::float8 / $2)::int) = 0 ORDER BY slide_index
+        """,
+        deck_id,
+        limit,
+    )
+    return [(r["slide_index"], _array(r["embedding"])) for r in rows]
+
+
+def _array(vector: object) -> np.ndarray:
+    to_numpy = getattr(vector, "to_numpy", None)  # pgvector's Vector, as the pool decodes it
+    return np.asarray(to_numpy() if to_numpy else vector, dtype=np.float32)
+
+
 async def search_hits(
     conn: Conn, deck_id: UUID, query: np.ndarray, text: str, limit: int
 ) -> list[asyncpg.Record]:

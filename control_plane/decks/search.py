@@ -55,6 +55,9 @@ FEATURES = (
     "title_lexical",  # ... in the slide's title
     "title_dense",  # cosine similarity of the question and the title alone
     "size",  # log of the slide's chunk count: text-heavy slides must not win by size
+    "hub",  # how similar the slide is to the rest of the deck: a slide near everything wins
+    # questions it does not answer (CSLS's correction of hubness, with the deck's own chunks
+    # standing in for questions)
     "answer_type",  # +1 the slide states the kind of fact asked for, -1 it states none, 0 n/a
 )
 
@@ -101,11 +104,13 @@ class SlideProfile:
     title_lexemes: frozenset[str]
     chunks: int
     states: frozenset[str]  # the kinds of fact the slide states: number, price, date, contact
+    hub: float
 
 
 @dataclass(frozen=True)
 class DeckProfile:
     slides: dict[int, SlideProfile]
+    words: frozenset[str]  # every word the deck uses, lower-cased
     titles: np.ndarray  # one unit row per slide (zeros for an untitled slide), by index order
     order: list[int]
 
@@ -113,6 +118,29 @@ class DeckProfile:
 def _states(text: str) -> frozenset[str]:
     kinds = {"number": _NUMBER, "price": _PRICE, "date": _DATE, "contact": _CONTACT}
     return frozenset(kind for kind, pattern in kinds.items() if pattern.search(text))
+
+
+HUB_SAMPLE = 800  # chunks that stand in for questions when measuring each slide's hubness
+
+
+def _hubness(rows: list[tuple[int, np.ndarray]]) -> dict[int, float]:
+    """Per slide, the mean over the deck's other chunks of their best similarity to one of its
+    chunks: high for a slide that resembles everything (a long grid of short lines)."""
+    if not rows:
+        return {}
+    rows = sorted(rows, key=lambda r: r[0])
+    slides = np.array([r[0] for r in rows])
+    vectors = np.stack([np.asarray(r[1], dtype=np.float32) for r in rows])
+    probe = np.linspace(0, len(rows) - 1, min(len(rows), HUB_SAMPLE)).astype(int)
+    sims = vectors[probe] @ vectors.T  # probes x chunks
+    starts = np.flatnonzero(np.r_[True, slides[1:] != slides[:-1]])
+    best = np.maximum.reduceat(sims, starts, axis=1)  # probes x slides
+    own = slides[probe][:, None] == slides[starts][None, :]
+    hub = {}
+    for column, start in enumerate(starts):
+        others = best[~own[:, column], column]
+        hub[int(slides[start])] = float(others.mean()) if others.size else 0.0
+    return hub
 
 
 _profiles: OrderedDict[tuple[UUID, str], DeckProfile] = OrderedDict()
@@ -126,6 +154,7 @@ async def deck_profile(pool: asyncpg.Pool, embedder: Embedder, deck_id: UUID) ->
         _profiles.move_to_end(key)
         return hit
     rows = await repository.slide_profiles(pool, deck_id)
+    hubs = _hubness(await repository.chunk_vectors(pool, deck_id, HUB_SAMPLE))
     titles = [r["title"] or "" for r in rows]
     vectors = np.zeros((len(rows), embedder.dimension), dtype=np.float32)
     titled = [i for i, t in enumerate(titles) if t.strip()]
@@ -139,11 +168,19 @@ async def deck_profile(pool: asyncpg.Pool, embedder: Embedder, deck_id: UUID) ->
                 title_lexemes=frozenset(r["title_lexemes"] or ()),
                 chunks=max(1, int(r["chunks"])),
                 states=_states(" ".join(filter(None, (r["title"], r["body"], r["notes"])))),
+                hub=hubs.get(r["index"], 0.0),
             )
             for r in rows
         },
         titles=vectors,
         order=[r["index"] for r in rows],
+        words=frozenset(
+            w
+            for r in rows
+            for part in (r["title"], r["body"], r["notes"])
+            if part
+            for w in _WORD.findall(part.lower())
+        ),
     )
     _profiles[key] = profile
     while len(_profiles) > PROFILE_CACHE:
@@ -166,7 +203,8 @@ _LEAD_IN = re.compile(
 
 # Section names that decks title in many ways; a topic naming one also searches the others.
 _SECTIONS = [
-    "summary conclusion conclusions recap wrap takeaways closing thoughts final thank thanks",
+    "summary conclusion conclusions recap wrap takeaways closing thoughts final thank thanks"
+    " questions",
     "agenda outline overview contents today plan",
     "team founders people leadership about who",
     "contact questions reach touch email",
@@ -227,6 +265,37 @@ _ASKS = [
 ]
 
 
+_WORD = re.compile(r"[\w][\w.+#-]*[\w+#]|\w")
+_SENTENCE_START = re.compile(r"(?:^|[.!?]\s+)$")
+
+
+def names_in(question: str) -> set[str]:
+    """What a question names: capitalised words past the first (Coursera, Mellon, Xilinx),
+    acronyms (SEBI, TSX), mixed case (PyPy, edX) and numbers (2022, 3.13). A name the deck
+    never uses is strong evidence that the deck does not answer the question."""
+    names = set()
+    for match in _WORD.finditer(question):
+        word = match.group()
+        if word.lower() in _COMMON or (len(word) < 2 and not word.isdigit()):
+            continue
+        first = _SENTENCE_START.search(question[: match.start()]) is not None
+        if (
+            any(c.isdigit() for c in word)
+            or (word[0].isupper() and not first)
+            or (sum(c.isupper() for c in word) >= 2)
+            or (word[0].islower() and any(c.isupper() for c in word[1:]))
+        ):
+            names.add(word.lower().rstrip("."))
+    return names
+
+
+_COMMON_WORDS = (
+    "i i'm i'd i've ok okay so um uh the a an and or but what who how why when where which is are "
+    "do does did can could would will you your they their it its this that slide slides"
+)
+_COMMON = frozenset(_COMMON_WORDS.split())
+
+
 def asks_for(question: str) -> str | None:
     """The kind of fact a question asks for, when a slide must state one to answer it."""
     text = normalise(question)
@@ -272,6 +341,8 @@ COVER_FEATURES = (
     "answer_type",
     "deck_vocabulary",  # idf-weighted share of the question's words the deck contains anywhere
     "unknown_terms",  # rare question words found on no slide (a product, a certification...)
+    "unknown_names",  # names and numbers the question uses that the deck never does
+    "known_names",  # ... that the deck uses too
 )
 
 
@@ -283,6 +354,8 @@ class Candidates:
     deck_vocabulary: float
     unknown_terms: float
     asks: str | None
+    unknown_names: int = 0
+    known_names: int = 0
 
 
 def _z_scores(values: dict[int, float]) -> dict[int, float]:
@@ -350,17 +423,22 @@ async def candidates(
         f["title_lexical"] /= total_idf
         f["title_dense"] = float(titles[position]) if p.title else 0.0
         f["size"] = math.log(p.chunks)
+        f["hub"] = p.hub
         f["answer_type"] = 0.0 if asks is None else (1.0 if asks in p.states else -1.0)
         s.best_dense = best[index]
         if not s.snippet:
             s.snippet = _snippet(p.title or f"Slide {index}")
     present = sum(w for lex, w in idf.items() if df.get(lex, 0) > 0)
     rare_missing = sum(w for lex, w in idf.items() if df.get(lex, 0) == 0 and len(lex) > 2)
+    names = names_in(query) if purpose == "answer" else set()
+    known = {n for n in names if n in profile.words}
     return Candidates(
         slides=slides,
         deck_vocabulary=present / total_idf if idf else 0.0,
         unknown_terms=rare_missing / total_idf if idf else 0.0,
         asks=asks,
+        unknown_names=min(3, len(names - known)),
+        known_names=min(3, len(known)),
     )
 
 
@@ -382,6 +460,8 @@ def cover_features(found: Candidates, ranked: list[SlideScore]) -> dict[str, flo
         "answer_type": top.features["answer_type"],
         "deck_vocabulary": found.deck_vocabulary,
         "unknown_terms": found.unknown_terms,
+        "unknown_names": float(found.unknown_names),
+        "known_names": float(found.known_names),
     }
 
 

@@ -196,12 +196,12 @@ async def test_the_control_plane_says_which_questions_the_deck_covers(live: Live
         "Can you recommend a good pasta recipe?",
         "What is the capital of Australia?",
     ]
-    on = {q: (await live.deck.search(q)).confidence for q in on_topic}
-    off = {q: (await live.deck.search(q)).confidence for q in off_topic}
-    print("\non-topic confidence:", json.dumps(on, indent=1))
-    print("off-topic confidence:", json.dumps(off, indent=1))
-    assert all((await live.deck.search(q)).covered for q in on_topic), on
-    assert not any((await live.deck.search(q)).covered for q in off_topic), off
+    on = {q: await live.deck.search(q) for q in on_topic}
+    off = {q: await live.deck.search(q) for q in off_topic}
+    print("\non-topic:", json.dumps({q: r.confidence for q, r in on.items()}, indent=1))
+    print("off-topic:", json.dumps({q: r.confidence for q, r in off.items()}, indent=1))
+    assert all(r.covered and r.hits for r in on.values()), on
+    assert not any(r.covered for r in off.values()), off
 
 
 async def _say(session: AgentSession[None], text: str) -> str:

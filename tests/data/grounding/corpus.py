@@ -36,7 +36,7 @@ class CorpusDeck:
 
 def load(root: Path = CORPUS) -> list[CorpusDeck]:
     decks = []
-    for folder in sorted(p for p in root.iterdir() if (p / "source.json").is_file()):
+    for folder in sorted(p for p in root.iterdir() if (p / "questions.jsonl").is_file()):
         source = json.loads((folder / "source.json").read_text())
         path = next((p for p in (folder / "deck.pdf", folder / "deck.pptx") if p.is_file()), None)
         if path is not None and hashlib.sha256(path.read_bytes()).hexdigest() != source["sha256"]:
