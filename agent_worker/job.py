@@ -187,6 +187,7 @@ def _voice_loop(
         narrator=narrator,
         conversation=conversation,
         chat_ctx=restored_chat(context.conversation),
+        outline=context.outline,
     )
     return session, presenter
 

@@ -44,6 +44,13 @@ class DispatchMetadata(BaseModel):
     credential: str  # session-scoped bearer for the control plane's internal API
 
 
+class OutlineEntry(BaseModel):
+    """One slide of the deck's outline, as the presenter's model is told it."""
+
+    index: int
+    title: str | None
+
+
 class SessionContext(BaseModel):
     """What a worker job loads from the control plane before it joins the room."""
 
@@ -71,6 +78,10 @@ class SessionContext(BaseModel):
         default_factory=AvatarStyle,
         description="How the session's tenant wants its presenter to look (the defaults when "
         "it set none).",
+    )
+    outline: list[OutlineEntry] = Field(
+        default_factory=list,
+        description="The deck's slide titles in order (empty without a deck).",
     )
 
 

@@ -227,6 +227,14 @@ async def list_slides(conn: Conn, deck_id: UUID) -> list[asyncpg.Record]:
     )
 
 
+async def outline(conn: Conn, deck_id: UUID) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            "SELECT index, title FROM slides WHERE deck_id = $1 ORDER BY index", deck_id
+        )
+    )
+
+
 async def slide_profiles(conn: Conn, deck_id: UUID) -> list[asyncpg.Record]:
     """Per slide: title (and its lexemes, stemmed as chunks are), text, notes, chunk count."""
     return list(

@@ -11,6 +11,7 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from control_plane.conversation import repository as conversation
+from control_plane.decks import repository as deck_repository
 from control_plane.decks.service import DeckService
 from control_plane.errors import NotFound, PodiumError, SessionEnded, UpstreamUnavailable
 from control_plane.livekit_gateway import LiveKitGateway
@@ -29,7 +30,7 @@ from control_plane.slides.publisher import room_metadata
 from control_plane.storage import UrlSigner
 from control_plane.tenants import service as tenants
 from shared.credentials import mint_session_credential
-from shared.schemas import DispatchMetadata, SessionContext
+from shared.schemas import DispatchMetadata, OutlineEntry, SessionContext
 from shared.settings import ControlPlaneSettings
 
 logger = logging.getLogger(__name__)
@@ -218,6 +219,14 @@ class SessionService:
                 if row["status"] == "active"
                 else []
             ),
+            outline=[
+                OutlineEntry(index=r["index"], title=r["title"])
+                for r in (
+                    await deck_repository.outline(self._pool, row["deck_id"])
+                    if row["deck_id"]
+                    else []
+                )
+            ],
         )
 
     async def mark_agent_joined(self, session_id: UUID) -> None:

@@ -78,6 +78,8 @@ async def test_a_resent_message_is_stored_once_and_a_resumed_job_reads_them_in_o
 
     fresh = (await api.get(f"{live.base}/context", headers=live.worker)).json()
     assert (fresh["resumed"], fresh["conversation"]) == (False, [])  # a first job greets
+    # The outline the presenter's model is told: the deck's titles, in order.
+    assert [(e["index"], e["title"]) for e in fresh["outline"]] == [(1, "Pricing"), (2, "Team")]
     await api.post(f"{live.base}/agent-joined", headers=live.worker)
     again = (await api.get(f"{live.base}/context", headers=live.worker)).json()
     assert again["resumed"] is True
