@@ -68,7 +68,8 @@ _RELATIVE = [
     ),
     re.compile(rf"\b{_COUNT} (?:more )?{_SLIDE} (?P<dir>{_BACKWARD_WORDS}|{_FORWARD_WORDS})\b"),
     re.compile(
-        rf"\b(?P<dir>{_BACKWARD_WORDS}|{_FORWARD_WORDS}) (?:by )?{_COUNT} (?:more )?{_SLIDE}\b"
+        # without "on": "what's on a slide about pricing" is a question
+        rf"\b(?P<dir>back(?:wards?)?|ahead|forwards?) (?:by )?{_COUNT} (?:more )?{_SLIDE}\b"
     ),
     re.compile(rf"\b(?P<dir>previous|next|following) {_COUNT} {_SLIDE}\b"),
     re.compile(
