@@ -85,8 +85,10 @@ class SearchOutcome:
 
 # --- the deck profile --------------------------------------------------------------------------
 
-_NUMBER = re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|hundred|thousand"
-                     r"|million|billion|dozen|half|twice|double)\b", re.I)  # fmt: skip
+_NUMBER = re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve"
+                     r"|(?:thir|four|fif|six|seven|eigh|nine)teen|(?:twen|thir|for|fif|six|seven"
+                     r"|eigh|nine)ty|hundred|thousand|million|billion|dozen|half|twice|double)\b",
+                     re.I)  # fmt: skip
 _PRICE = re.compile(r"[$€£¥₹]|\b(?:usd|eur|gbp|dollars?|euros?|pounds|price[ds]?|pricing|cost[s]?"
                     r"|free|fee[s]?|per (?:seat|user|month|year|license|licence)|/mo\b|subscription"
                     r"|plan[s]?|tier[s]?)\b", re.I)  # fmt: skip
