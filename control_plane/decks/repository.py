@@ -282,7 +282,7 @@ async def search_hits(
     - ``lexical``: chunks sharing words with the query, ``score`` the share of the query's words
       the chunk contains, each weighted by its rarity among the deck's slides (BM25's idf):
       people ask in sentences, so any word may match, but a word on most slides says little;
-    - ``slide``: per slide, the query's lexemes found anywhere on it (``lexemes``);
+    - ``slide``: per slide among the two above, the query's lexemes found anywhere on it;
     - ``term``: per query lexeme, its idf weight (``score``) and on how many slides it is (``df``).
     """
     return list(
@@ -324,7 +324,12 @@ async def search_hits(
                 FROM lexical h JOIN chunks c ON c.id = h.id
             UNION ALL
             SELECT 'slide', slide_index, NULL, NULL, NULL, array_agg(DISTINCT lexeme), NULL, NULL
-                FROM matches GROUP BY slide_index
+                FROM matches
+                WHERE slide_index IN (
+                    SELECT slide_index FROM dense
+                    UNION SELECT c.slide_index FROM lexical h JOIN chunks c ON c.id = h.id
+                )
+                GROUP BY slide_index
             UNION ALL
             SELECT 'term', NULL, NULL, NULL, weight, NULL, lexeme, df FROM idf
             """,

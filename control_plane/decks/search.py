@@ -106,15 +106,17 @@ class SlideProfile:
     title_lexemes: frozenset[str]
     chunks: int
     states: frozenset[str]  # the kinds of fact the slide states: number, price, date, contact
-    hub: float
 
 
-@dataclass(frozen=True)
+@dataclass
 class DeckProfile:
     slides: dict[int, SlideProfile]
     words: frozenset[str]  # every word the deck uses, lower-cased
-    titles: np.ndarray  # one unit row per slide (zeros for an untitled slide), by index order
     order: list[int]
+    # Read on the first topic search only (answers do not use them): one unit row per slide
+    # (zeros for an untitled slide) in ``order``, and each slide's hubness.
+    titles: np.ndarray | None = None
+    hubs: dict[int, float] = field(default_factory=dict)
 
 
 def _states(text: str) -> frozenset[str]:
@@ -156,12 +158,6 @@ async def deck_profile(pool: asyncpg.Pool, embedder: Embedder, deck_id: UUID) ->
         _profiles.move_to_end(key)
         return hit
     rows = await repository.slide_profiles(pool, deck_id)
-    hubs = _hubness(await repository.chunk_vectors(pool, deck_id, HUB_SAMPLE))
-    titles = [r["title"] or "" for r in rows]
-    vectors = np.zeros((len(rows), embedder.dimension), dtype=np.float32)
-    titled = [i for i, t in enumerate(titles) if t.strip()]
-    if titled:
-        vectors[titled] = await embedder.embed([titles[i] for i in titled])
     profile = DeckProfile(
         slides={
             r["index"]: SlideProfile(
@@ -170,11 +166,9 @@ async def deck_profile(pool: asyncpg.Pool, embedder: Embedder, deck_id: UUID) ->
                 title_lexemes=frozenset(r["title_lexemes"] or ()),
                 chunks=max(1, int(r["chunks"])),
                 states=_states(" ".join(filter(None, (r["title"], r["body"], r["notes"])))),
-                hub=hubs.get(r["index"], 0.0),
             )
             for r in rows
         },
-        titles=vectors,
         order=[r["index"] for r in rows],
         words=frozenset(
             w
@@ -188,6 +182,20 @@ async def deck_profile(pool: asyncpg.Pool, embedder: Embedder, deck_id: UUID) ->
     while len(_profiles) > PROFILE_CACHE:
         _profiles.popitem(last=False)
     return profile
+
+
+async def _navigation_profile(
+    pool: asyncpg.Pool, embedder: Embedder, deck_id: UUID, profile: DeckProfile
+) -> np.ndarray:
+    if profile.titles is None:
+        titles = [profile.slides[i].title or "" for i in profile.order]
+        vectors = np.zeros((len(titles), embedder.dimension), dtype=np.float32)
+        titled = [i for i, t in enumerate(titles) if t.strip()]
+        if titled:
+            vectors[titled] = await embedder.embed([titles[i] for i in titled])
+        profile.hubs = _hubness(await repository.chunk_vectors(pool, deck_id, HUB_SAMPLE))
+        profile.titles = vectors
+    return profile.titles
 
 
 # --- query handling ------------------------------------------------------------------------------
@@ -360,9 +368,16 @@ class Candidates:
     known_names: int = 0
 
 
-def _z_scores(values: dict[int, float]) -> dict[int, float]:
+def _z_scores(values: dict[int, float], total: int, floor: float) -> dict[int, float]:
+    """z-scores over all ``total`` slides, those not in ``values`` counting as ``floor``."""
+    if not values:
+        return {}
     xs = np.array(list(values.values()), dtype=np.float64)
-    mean, std = float(xs.mean()), float(xs.std())
+    rest = max(0, total - len(xs))
+    n = len(xs) + rest
+    mean = (xs.sum() + rest * floor) / n
+    var = ((xs - mean) ** 2).sum() + rest * (floor - mean) ** 2
+    std = math.sqrt(var / n)
     return {k: (v - mean) / max(std, 0.02) for k, v in values.items()}
 
 
@@ -378,9 +393,17 @@ async def candidates(
     profile = await deck_profile(pool, embedder, deck_id)
     vector = (await embedder.embed([text]))[0]
     rows = await repository.search_hits(pool, deck_id, vector, text, CANDIDATES)
+    navigate = purpose == "navigate"
+    titles = await _navigation_profile(pool, embedder, deck_id, profile) if navigate else None
+    # An answer ranks the slides the search found; a topic may be a title and nothing else.
+    indexes = (
+        set(profile.slides)
+        if navigate
+        else {r["slide_index"] for r in rows if r["slide_index"] in profile.slides}
+    )
     slides = {
-        index: SlideScore(index, p.title, features=dict.fromkeys(FEATURES, 0.0))
-        for index, p in profile.slides.items()
+        index: SlideScore(index, profile.slides[index].title, features=dict.fromkeys(FEATURES, 0.0))
+        for index in indexes
     }
     dense: dict[int, list[float]] = {i: [] for i in slides}
     idf: dict[str, float] = {}
@@ -409,10 +432,12 @@ async def candidates(
             s.snippet, s.matched = _snippet(row["content"]), row["kind"]
     floor = min((x for xs in dense.values() for x in xs), default=0.0) - 0.02
     best = {i: max(xs) if xs else floor for i, xs in dense.items()}
-    z = _z_scores(best) if best else {}
-    titles = profile.titles @ vector
+    z = _z_scores(best, len(profile.slides), floor)
+    title_scores = titles @ vector if titles is not None else None
     asks = asks_for(query) if purpose == "answer" else None
     for position, index in enumerate(profile.order):
+        if index not in slides:
+            continue
         s, p = slides[index], profile.slides[index]
         ordered = sorted(dense[index], reverse=True)
         f = s.features
@@ -423,9 +448,10 @@ async def candidates(
         f["lexical"] = sum(idf.get(lex, 0.0) for lex in found.get(index, ())) / total_idf
         f["title_lexical"] = sum(idf.get(lex, 0.0) for lex in p.title_lexemes & idf.keys())
         f["title_lexical"] /= total_idf
-        f["title_dense"] = float(titles[position]) if p.title else 0.0
+        if title_scores is not None and p.title:
+            f["title_dense"] = float(title_scores[position])
         f["size"] = math.log(p.chunks)
-        f["hub"] = p.hub
+        f["hub"] = profile.hubs.get(index, 0.0)
         f["answer_type"] = 0.0 if asks is None else (1.0 if asks in p.states else -1.0)
         s.best_dense = best[index]
         if not s.snippet:
