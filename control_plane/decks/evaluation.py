@@ -64,7 +64,8 @@ async def _act(
     if name == "goto_slide" and args.get("topic"):
         found = await search(args["topic"], "navigate", 1)
         if not found.slides or not found.covered:
-            return "refuse", name, None, f"No slide is about {args['topic']}.", None, None
+            say = f"No slide is about {args['topic']}."
+            return "refuse", name, None, say, None, found.confidence
         target = found.slides[0].slide_index
         return "navigate", name, target, _now_on(target, count), None, found.confidence
     if name == "goto_slide":

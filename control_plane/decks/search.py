@@ -458,7 +458,7 @@ async def candidates(
             s.snippet = _snippet(p.title or f"Slide {index}")
     present = sum(w for lex, w in idf.items() if df.get(lex, 0) > 0)
     rare_missing = sum(w for lex, w in idf.items() if df.get(lex, 0) == 0 and len(lex) > 2)
-    names = names_in(query) if purpose == "answer" else set()
+    names = names_in(query)
     known = {n for n in names if n in profile.words}
     return Candidates(
         slides=slides,
@@ -534,10 +534,12 @@ def decide(
     if not ranked:
         return SearchOutcome([], covered=False, confidence=0.0)
     if purpose == "navigate":
-        # A topic request lands on the best slide unless nothing in the deck resembles it.
+        # A topic request lands on the best slide unless nothing in the deck resembles it and
+        # it names something the deck never mentions ("the slide about blockchain").
         top = ranked[0].features
         confidence = max(top["title_dense"], top["dense"])
-        return SearchOutcome(ranked[:k], confidence >= params.navigate_threshold, confidence)
+        lands = confidence >= params.navigate_threshold or not found.unknown_names
+        return SearchOutcome(ranked[:k], lands, confidence)
     confidence = coverage(cover_features(found, ranked), params.cover_bias, params.cover)
     return SearchOutcome(ranked[:k], confidence >= params.threshold, confidence)
 

@@ -66,7 +66,9 @@ async def test_a_session_yields_an_ordered_complete_turn_log_through_a_control_p
         )
         await ada.until_silent(1.0, 30)
 
-        asked, _ = await ada.say("How much does it cost?")
+        # A question the deck clearly answers (slide 4's notes): this test is about the turn log,
+        # not about where the coverage verdict draws its line on a misheard word.
+        asked, _ = await ada.say("Is there an annual contract?")
         await ada.until(
             lambda: any("slide 4" in s for s in ada.agent_said(asked)), 30, "no pricing answer"
         )
@@ -105,7 +107,7 @@ async def test_a_session_yields_an_ordered_complete_turn_log_through_a_control_p
     print("\nturns:", *[(t["number"], t["user_text"], t["agent_text"]) for t in turns], sep="\n  ")
     asked_in_order = [t["user_text"] for t in turns if t["user_text"]]
     assert len(asked_in_order) == 3, asked_in_order
-    assert "cost" in asked_in_order[0].lower()
+    assert "contract" in asked_in_order[0].lower()
     assert "team" in asked_in_order[1].lower()
     assert "next" in asked_in_order[2].lower()
     assert [t["number"] for t in turns] == list(range(1, len(turns) + 1))
