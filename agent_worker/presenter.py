@@ -243,17 +243,7 @@ class Presenter(Agent):
         if target == state.index:
             edge = "last" if steps > 0 else "first"
             raise ToolError(f"Already on the {edge} slide ({state.index} of {state.count}).")
-        deck = self._require_deck()
-        try:
-            moved = await deck.change_slide(
-                "goto",
-                target,
-                idempotency_key=f"tool-{context.function_call.call_id}",
-                reason="presenter tool",
-                expected_version=state.version,
-            )
-        except ControlPlaneError as exc:
-            raise _tool_error(exc) from exc
+        moved = await self._change_state(context, "goto", target, expected_version=state.version)
         return describe_state(moved)
 
     async def _current(self) -> SlideState:
@@ -269,7 +259,12 @@ class Presenter(Agent):
         return describe_state(await self._change_state(context, action, index))
 
     async def _change_state(
-        self, context: RunContext[Any], action: SlideAction, index: int | None = None
+        self,
+        context: RunContext[Any],
+        action: SlideAction,
+        index: int | None = None,
+        *,
+        expected_version: int | None = None,
     ) -> SlideState:
         deck = self._require_deck()
         try:
@@ -278,6 +273,7 @@ class Presenter(Agent):
                 index,
                 idempotency_key=f"tool-{context.function_call.call_id}",
                 reason="presenter tool",
+                expected_version=expected_version,
             )
         except ControlPlaneError as exc:
             raise _tool_error(exc) from exc

@@ -20,17 +20,7 @@ from livekit.agents import APIConnectOptions, llm, utils
 from livekit.agents.llm import ChatChunk, ChoiceDelta, FunctionToolCall
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
 
-from shared.intents import (
-    ASKED_FOR_A_PERSON,
-    CARRY_ON_LATER,
-    DIDNT_CATCH,
-    DOESNT_COVER,
-    Reply,
-    ToolRequest,
-    answer_text,
-    intent_for,
-    topic_of,
-)
+from shared.intents import DOESNT_COVER, Reply, ToolRequest, answer_text, intent_for
 
 from .presenter import NO_MATCH, NOT_COVERED, SEARCH_HIT_LINE
 
@@ -75,20 +65,6 @@ def reply_for(chat_ctx: llm.ChatContext) -> Reply:
         return DOESNT_COVER
     best = hits[0]  # the control plane's ranking, which the verdict is about
     return answer_text(best.index, best.title, best.snippet)
-
-
-__all__ = [
-    "ASKED_FOR_A_PERSON",
-    "CARRY_ON_LATER",
-    "DIDNT_CATCH",
-    "DOESNT_COVER",
-    "MODEL_NAME",
-    "OfflineResponder",
-    "ToolRequest",
-    "intent_for",
-    "reply_for",
-    "topic_of",
-]
 
 
 class OfflineResponder(llm.LLM[Any]):

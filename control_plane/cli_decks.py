@@ -50,17 +50,16 @@ class Connection:
     api_key: str | None = field(repr=False)
 
 
+ApiUrl = Annotated[str, typer.Option(envvar="PODIUM_API_URL", help="The control plane's base URL.")]
+ApiKey = Annotated[
+    str | None,
+    typer.Option(envvar="PODIUM_API_KEY", help="A tenant API key.", show_default=False),
+]
+DEFAULT_API_URL = "http://127.0.0.1:8000"
+
+
 @decks.callback()
-def connect(
-    ctx: typer.Context,
-    api_url: Annotated[
-        str, typer.Option(envvar="PODIUM_API_URL", help="The control plane's base URL.")
-    ] = "http://127.0.0.1:8000",
-    api_key: Annotated[
-        str | None,
-        typer.Option(envvar="PODIUM_API_KEY", help="A tenant API key.", show_default=False),
-    ] = None,
-) -> None:
+def connect(ctx: typer.Context, api_url: ApiUrl = DEFAULT_API_URL, api_key: ApiKey = None) -> None:
     """Where the control plane is and which tenant is asking."""
     if not api_url.startswith(("http://", "https://")):
         raise typer.BadParameter(

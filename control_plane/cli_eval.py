@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from control_plane.cli_decks import Connection, _client, _error
+from control_plane.cli_decks import DEFAULT_API_URL, ApiKey, ApiUrl, _client, _error, connect
 from shared.evaluation import EvalQuestion, EvalReport, EvalResult, summarise
 
 BATCH = 25  # questions per request: small enough for a steady progress bar
@@ -73,19 +73,14 @@ def eval_command(
     strict: Annotated[
         bool, typer.Option("--strict", help="Exit 1 when any question is not handled as expected.")
     ] = False,
-    api_url: Annotated[
-        str, typer.Option(envvar="PODIUM_API_URL", help="The control plane's base URL.")
-    ] = "http://127.0.0.1:8000",
-    api_key: Annotated[
-        str | None,
-        typer.Option(envvar="PODIUM_API_KEY", help="A tenant API key.", show_default=False),
-    ] = None,
+    api_url: ApiUrl = DEFAULT_API_URL,
+    api_key: ApiKey = None,
 ) -> None:
     """Run each question through the presenter's logic and report what it would do and say,
     with hit@1, navigation and refusal rates. Exit 1 on API errors (and, with --strict, when a
     question is not handled as expected), 2 on a bad file."""
+    connect(ctx, api_url, api_key)
     questions = read_questions(questions_file)
-    ctx.obj = Connection(api_url, api_key)
     results: list[EvalResult] = []
     progress = Progress(
         TextColumn("evaluating"),

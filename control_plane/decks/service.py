@@ -210,17 +210,18 @@ class DeckService:
         deck = await self._searchable(tenant_id, deck_id)
 
         async def search(query: str, purpose: Purpose, k: int) -> SearchOutcome:
-            try:
-                return await search_deck(
-                    self._pool, self._embedder, deck_id, query, k, purpose=purpose
-                )
-            except EmbeddingError as exc:
-                raise UpstreamUnavailable(str(exc)) from exc
+            return await self._search(deck_id, query, k, purpose)
 
         results = [
             await evaluate_question(q, deck["slides_total"], search) for q in request.questions
         ]
         return EvalReport(deck_id=str(deck_id), results=results, summary=summarise(results))
+
+    async def _search(self, deck_id: UUID, query: str, k: int, purpose: Purpose) -> SearchOutcome:
+        try:
+            return await search_deck(self._pool, self._embedder, deck_id, query, k, purpose=purpose)
+        except EmbeddingError as exc:
+            raise UpstreamUnavailable(str(exc)) from exc
 
     async def _searchable(self, tenant_id: UUID, deck_id: UUID) -> asyncpg.Record:
         deck = await self._ready(tenant_id, deck_id)
@@ -241,12 +242,7 @@ class DeckService:
         purpose: Purpose = "answer",
     ) -> SearchResults:
         await self._searchable(tenant_id, deck_id)
-        try:
-            found = await search_deck(
-                self._pool, self._embedder, deck_id, query, k, purpose=purpose
-            )
-        except EmbeddingError as exc:
-            raise UpstreamUnavailable(str(exc)) from exc
+        found = await self._search(deck_id, query, k, purpose)
         return SearchResults(
             deck_id=deck_id,
             query=query,

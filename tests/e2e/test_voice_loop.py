@@ -249,7 +249,16 @@ async def test_the_offline_presenter_moves_the_real_slide_and_answers_from_the_d
         assert "annual contract" in answer
         assert await _say(session, "Who won the world cup?") == DOESNT_COVER
         assert await shown() == (3, "agent")  # answering does not move the slide
-    print(f"\nseven offline turns against the control plane: {time.perf_counter() - started:.2f} s")
+
+        # Relative moves of more than one slide, and the deck's edge.
+        assert await _say(session, "Skip three slides ahead.") == "Now on slide 6 of 8: Our team."
+        assert await _say(session, "go back two slides") == "Now on slide 4 of 8: Pricing."
+        assert await _say(session, "forward five slides") == "Now on slide 8 of 8: Questions?."
+        assert (await _say(session, "two slides ahead")).startswith("Already on the last slide")
+        assert await shown() == (8, "agent")
+    print(
+        f"\neleven offline turns against the control plane: {time.perf_counter() - started:.2f} s"
+    )
 
 
 async def test_a_retried_tool_call_moves_the_slide_once(live: LiveSession) -> None:

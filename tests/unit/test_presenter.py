@@ -10,15 +10,13 @@ from livekit.agents import AgentSession, llm
 
 from agent_worker.narration import narration_script, slide_state_in
 from agent_worker.presenter import INSTRUCTIONS, Presenter, describe_hits, last_exchange
-from agent_worker.responder import (
+from agent_worker.responder import MODEL_NAME, OfflineResponder, reply_for
+from shared.intents import (
     ASKED_FOR_A_PERSON,
     CARRY_ON_LATER,
     DOESNT_COVER,
-    MODEL_NAME,
-    OfflineResponder,
     ToolRequest,
     intent_for,
-    reply_for,
 )
 from shared.schemas import DeckSearchHit, DeckSearchResult, OutlineEntry, SlideContent
 

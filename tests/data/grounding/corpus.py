@@ -29,10 +29,6 @@ class CorpusDeck:
     source: dict[str, Any]
     questions: list[EvalQuestion]
 
-    @property
-    def kind(self) -> str:
-        return str(self.source["format"])
-
 
 def load(root: Path = CORPUS) -> list[CorpusDeck]:
     decks = []
