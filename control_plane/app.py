@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from control_plane import db
 from control_plane.assets import router as assets_router
-from control_plane.body_limit import BodyLimitMiddleware
+from control_plane.body_limit import BodyLimitMiddleware, body_caps
 from control_plane.conversation.router import router as conversation_router
 from control_plane.decks.embeddings import build_embedder
 from control_plane.decks.extract import Limits
@@ -102,6 +102,7 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
             limits,
             bounds,
             max_parallel_parses=settings.max_parallel_parses,
+            read_timeout_s=settings.upload_read_timeout_seconds,
         )
         runner.start()
         try:
@@ -142,12 +143,8 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_exception_handler(SlideStateError, slide_state_error)
-    # Room for the multipart envelope around the largest deck we accept.
-    app.add_middleware(
-        BodyLimitMiddleware,
-        max_bytes=(settings.max_upload_mb + 1) * 2**20,
-        advertised_mb=settings.max_upload_mb,
-    )
+    # Before routing and authentication: FastAPI reads a JSON body before any dependency runs.
+    app.add_middleware(BodyLimitMiddleware, caps=body_caps(settings))
     app.add_middleware(MetricsMiddleware)
     app.include_router(health_router)
     app.include_router(metrics_router)

@@ -106,6 +106,21 @@ class ControlPlaneSettings(_Base):
     max_parallel_parses: int = Field(
         default=2, ge=1, le=64, description="Uploads checked at once; others wait up to 20 s."
     )
+
+    # Request bodies: each route's cap is in control_plane/body_limit.py (the deck upload keeps
+    # max_upload_mb, worker uploads what they need); every other route takes at most this.
+    max_json_body_kb: int = Field(
+        default=64,
+        ge=1,
+        le=16_384,
+        description="Largest body of the JSON routes; bigger ones are refused (413) unread.",
+    )
+    upload_read_timeout_seconds: float = Field(
+        default=120,
+        gt=0,
+        description="A deck upload holds a parse slot while its body arrives; this long at most.",
+    )
+
     ingest_lease_seconds: float = Field(
         default=30, ge=1, description="A dead ingester's deck is retried after this long."
     )

@@ -47,8 +47,7 @@ async def _read_upload(request: Request, max_bytes: int) -> tuple[str, bytes]:
 @router.post("", status_code=status.HTTP_202_ACCEPTED)
 async def upload_deck(request: Request, tenant_id: TenantId, decks: Decks) -> DeckPublic:
     """Upload a PDF or PPTX. Answers 202 at once; follow `status` and `progress` on the deck."""
-    filename, data = await _read_upload(request, decks.limits.max_bytes)
-    return await decks.upload(tenant_id, filename, data)
+    return await decks.upload(tenant_id, lambda: _read_upload(request, decks.limits.max_bytes))
 
 
 @router.get("")

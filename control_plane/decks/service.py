@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
@@ -49,6 +50,15 @@ _QUEUE_WAIT_S = 20.0
 
 class UploadsBusy(UpstreamUnavailable):
     code = "busy"
+
+
+class UploadTooSlow(PodiumError):
+    status_code = 408
+    code = "upload_timeout"
+
+
+# Receives the uploaded deck: its file name and bytes.
+FileReader = Callable[[], Awaitable[tuple[str, bytes]]]
 
 
 class DeckNotReady(Conflict):
@@ -102,6 +112,7 @@ class DeckService:
         bounds: Bounds,
         *,
         max_parallel_parses: int = 2,
+        read_timeout_s: float = 120.0,
     ) -> None:
         self._pool = pool
         self._storage = storage
@@ -114,6 +125,7 @@ class DeckService:
         # cap how many run at once so a burst of uploads cannot exhaust the host.
         self._parsing = asyncio.Semaphore(max_parallel_parses)
         self._parses: set[asyncio.Future[ExtractedDeck]] = set()
+        self._read_timeout_s = read_timeout_s
 
     def _parse_done(self, parse: asyncio.Future[ExtractedDeck]) -> None:
         self._parses.discard(parse)
@@ -121,7 +133,9 @@ class DeckService:
         if not parse.cancelled():
             parse.exception()  # retrieved here so an abandoned parse logs nothing
 
-    async def upload(self, tenant_id: UUID, filename: str, data: bytes) -> DeckPublic:
+    async def upload(self, tenant_id: UUID, read_file: FileReader) -> DeckPublic:
+        """Check and accept a deck. ``read_file`` is called once a parse slot is ours: uploads
+        waiting for a slot leave their bodies unread (in the client's socket, not our memory)."""
         try:
             async with asyncio.timeout(_QUEUE_WAIT_S):
                 await self._parsing.acquire()
@@ -130,6 +144,11 @@ class DeckService:
                 "Too many decks are being checked right now; retry in a few seconds.",
                 headers={"Retry-After": "5"},
             ) from exc
+        try:
+            filename, data = await self._receive(read_file)
+        except BaseException:
+            self._parsing.release()
+            raise
         # The slot is freed when the parse ends, not when the request does: a client that
         # disconnects must not free a slot its parse still occupies (parses are time-bounded).
         parse = asyncio.ensure_future(
@@ -170,6 +189,17 @@ class DeckService:
         self._runner.wake()
         logger.info("deck accepted", extra={"deck_id": str(deck_id), "slides": len(deck.slides)})
         return to_public(row)
+
+    async def _receive(self, read_file: FileReader) -> tuple[str, bytes]:
+        # The slot is held while the body arrives: a slow sender may not keep it for long.
+        try:
+            async with asyncio.timeout(self._read_timeout_s):
+                return await read_file()
+        except TimeoutError as exc:
+            raise UploadTooSlow(
+                f"The file did not arrive within {self._read_timeout_s:g} s; "
+                "upload it again over a faster connection."
+            ) from exc
 
     async def get(self, tenant_id: UUID, deck_id: UUID) -> DeckPublic:
         return to_public(await self._load(tenant_id, deck_id))
