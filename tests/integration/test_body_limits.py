@@ -96,6 +96,13 @@ async def test_a_chunked_body_is_counted_as_it_arrives(
         )
         assert "content-length" not in resp.request.headers
         assert_refused(resp)
+    # A deck too (PODIUM_MAX_UPLOAD_MB is 2 in the test stack), with the upload's wording.
+    upload = await api.post(
+        "/v1/decks",
+        headers={**tenant.headers, "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
+        content=chunks(multipart(b"%PDF" * 2**20)),
+    )
+    assert_refused(upload, "The file is over the 2 MB limit.")
     # Under the cap, chunked or not, the session is created (12 KB of metadata; 16 KB fit).
     metadata = {"notes": ["n" * 1000] * 12}
     declared = await api.post("/v1/sessions", headers=tenant.headers, json={"metadata": metadata})
