@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, Self, TypeVar
@@ -21,6 +22,8 @@ _TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 _UPLOAD_TIMEOUT = httpx.Timeout(180.0, connect=5.0)
 # A batch of evaluation questions is a deck search each (tens of ms); a loaded server is slower.
 _EVAL_TIMEOUT = httpx.Timeout(120.0, connect=5.0)
+_RATE_LIMIT_ATTEMPTS = 10
+_RATE_LIMIT_MAX_WAIT_S = 10.0
 
 
 class ApiError(Exception):
@@ -98,11 +101,32 @@ class ApiClient:
     ) -> httpx.Response:
         """Send one request; every failure comes out as an :class:`ApiError`.
 
-        Not retried: an upload is not idempotent, and a person (or a script's exit code) is
+        Retried only when a tenant rate limit refused it (``429 rate_limited``: nothing was
+        done) and asked for a short wait, as a batch of ``podium eval`` questions may. Not
+        otherwise: an upload is not idempotent, and a person (or a script's exit code) is
         better placed than this client to decide whether to try again.
         """
+        for attempt in range(1, _RATE_LIMIT_ATTEMPTS + 1):
+            response = self._send(method, path, params, files, json, timeout)
+            wait = _rate_limit_wait(response)
+            if files is not None or wait is None or attempt == _RATE_LIMIT_ATTEMPTS:
+                break
+            time.sleep(wait)
+        if response.is_success:
+            return response
+        raise _refusal(response)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str | int] | None,
+        files: dict[str, tuple[str, BinaryIO]] | None,
+        json: dict[str, Any] | None,
+        timeout: httpx.Timeout,
+    ) -> httpx.Response:
         try:
-            response = self._http.request(
+            return self._http.request(
                 method, path, params=params, files=files, json=json, timeout=timeout
             )
         except httpx.ConnectError as exc:
@@ -120,9 +144,18 @@ class ApiClient:
             raise ApiError(
                 None, "request_failed", f"The request to {self.base_url} failed: {exc}."
             ) from exc
-        if response.is_success:
-            return response
-        raise _refusal(response)
+
+
+def _rate_limit_wait(response: httpx.Response) -> float | None:
+    """Seconds to wait before sending again, when a rate limit asked for a short wait."""
+    if response.status_code != httpx.codes.TOO_MANY_REQUESTS:
+        return None
+    try:
+        wait = float(response.headers.get("Retry-After", ""))
+        code = response.json().get("error")
+    except (ValueError, AttributeError):
+        return None
+    return wait if code == "rate_limited" and 0 <= wait <= _RATE_LIMIT_MAX_WAIT_S else None
 
 
 def _refusal(response: httpx.Response) -> ApiError:

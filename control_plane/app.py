@@ -24,6 +24,7 @@ from control_plane.errors import install_error_handlers
 from control_plane.fleet.router import router as fleet_router
 from control_plane.health.router import router as health_router
 from control_plane.internal.router import router as internal_router
+from control_plane.limits.limiter import RateLimiter
 from control_plane.livekit_gateway import LiveKitGateway
 from control_plane.metrics import MetricsMiddleware, MetricsRefresher
 from control_plane.metrics import router as metrics_router
@@ -109,6 +110,7 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
             async with (
                 gateway,
                 SlideService(pool, redis, gateway, signer) as slides,
+                RateLimiter(settings.redis_url) as limiter,
                 MetricsRefresher(pool, redis, settings),
                 Watchdog(
                     JobLiveness(redis, silence_s=settings.job_silence_seconds),
@@ -119,6 +121,7 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
                 WebhookSender(pool, settings),
             ):
                 application.state.slides = slides
+                application.state.limiter = limiter
                 logger.info("control plane ready", extra={"environment": settings.environment})
                 yield AppState(
                     settings=settings,

@@ -13,6 +13,10 @@ import typer
 from control_plane import db
 from control_plane.cli_decks import decks
 from control_plane.cli_eval import eval_command
+from control_plane.errors import NotFound
+from control_plane.limits import service as limits
+from control_plane.limits.models import parse_changes
+from control_plane.limits.service import LimitValue
 from control_plane.migrate import apply_migrations
 from control_plane.tenants import repository as tenants
 from control_plane.tenants.service import create_tenant
@@ -113,6 +117,58 @@ def record_sessions_cmd(
         typer.echo(f"error: no tenant {tenant_id}", err=True)
         raise typer.Exit(2)
     typer.echo(f"recording of new sessions: {state}")
+
+
+@admin.command("limits")
+def limits_cmd(
+    tenant_id: Annotated[UUID, typer.Argument(help="The tenant.")],
+    assignments: Annotated[
+        list[str] | None,
+        typer.Option("--set", metavar="NAME=VALUE", help="Set a limit; repeat for more."),
+    ] = None,
+    resets: Annotated[
+        list[str] | None,
+        typer.Option("--reset", metavar="NAME", help="Back to the default; repeat for more."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+) -> None:
+    """Show a tenant's limits (and which are the defaults), or change them. Every replica
+    applies a change within seconds."""
+    try:
+        changes = parse_changes(assignments or [], resets or [])
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    settings = ControlPlaneSettings()
+
+    async def run() -> list[LimitValue]:
+        conn = await db.connect(settings.database_url.get_secret_value())
+        try:
+            await apply_migrations(conn)
+            if changes:
+                await limits.change(conn, tenant_id, changes)
+            return await limits.describe_tenant(conn, tenant_id, settings)
+        finally:
+            await conn.close()
+
+    try:
+        values = asyncio.run(run())
+    except NotFound as exc:
+        typer.echo(f"error: no tenant {tenant_id}", err=True)
+        raise typer.Exit(2) from exc
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "tenant_id": str(tenant_id),
+                    "limits": {v.name: v.value for v in values},
+                    "defaults": [v.name for v in values if v.default],
+                }
+            )
+        )
+        return
+    for v in values:
+        typer.echo(f"{v.name:<26}{v.value:>6}  {'(default)' if v.default else ''}".rstrip())
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

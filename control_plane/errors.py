@@ -7,7 +7,8 @@ a 500 is a bug.
 from __future__ import annotations
 
 import logging
-from typing import Any
+import math
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -52,6 +53,26 @@ class Conflict(PodiumError):
 
 class SessionEnded(Conflict):
     code = "session_ended"
+
+
+class TooManyRequests(PodiumError):
+    """Over a tenant limit (``control_plane.limits``). ``rate_limited``: too many requests in a
+    time window, retrying after ``Retry-After`` succeeds; ``limit_exceeded``: too many things at
+    once (uploads in flight, endpoints, live sessions), retrying succeeds once one is gone."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after_s: float,
+        code: Literal["rate_limited", "limit_exceeded"] = "rate_limited",
+    ) -> None:
+        self.retry_after_s = max(1, math.ceil(retry_after_s))
+        super().__init__(message, headers={"Retry-After": str(self.retry_after_s)})
+        self.code = code
 
 
 class UpstreamUnavailable(PodiumError):

@@ -64,6 +64,18 @@ INGEST_SECONDS = Histogram(
     buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300),
 )
 INGESTED_SLIDES = Counter("podium_deck_slides_ingested_total", "Slides of decks that are ready.")
+# No tenant label: counters keep every series they ever saw, and tenants are unbounded.
+RATE_LIMITED = Counter(
+    "podium_rate_limited_total", "Requests refused (429) by a tenant limit, by limit.", ["limit"]
+)
+LIMITS_DEGRADED = Gauge(
+    "podium_limits_degraded",
+    "1 while this replica counts rate limits in its own memory because Redis does not answer.",
+)
+LIMITS_LOCAL_CHECKS = Counter(
+    "podium_limits_local_checks_total",
+    "Rate-limit checks counted in this replica's memory (Redis unreachable).",
+)
 FLEET_WORKERS = Gauge("podium_fleet_workers", "Heartbeating workers.", ["state"])
 FLEET_DESIRED = Gauge(
     "podium_fleet_desired_workers", "Workers the autoscaler should run (open sessions+headroom)."

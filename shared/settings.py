@@ -202,6 +202,34 @@ class ControlPlaneSettings(_Base):
         description="Allow endpoints on loopback/private addresses; default: not in prod.",
     )
 
+    # --- Per-tenant limit defaults (control_plane.limits) -------------------------------------
+    # A tenant without its own value (`podium admin limits TENANT --set ...`) gets these.
+    limit_concurrent_sessions: int = Field(
+        default=20, ge=1, le=10_000, description="Sessions not ended at once (session admission)."
+    )
+    limit_sessions_per_minute: int = Field(
+        default=60, ge=1, le=10_000, description="POST /v1/sessions per minute."
+    )
+    limit_uploads_in_flight: int = Field(
+        default=5, ge=1, le=10_000, description="Decks being checked or ingested at once."
+    )
+    limit_uploads_per_hour: int = Field(
+        default=60, ge=1, le=10_000, description="POST /v1/decks per hour."
+    )
+    limit_searches_per_second: int = Field(
+        default=20,
+        ge=1,
+        le=10_000,
+        description="Deck searches per second (an evaluation counts one per question); the "
+        "presenter's searches are counted per session.",
+    )
+    limit_slide_changes_per_second: int = Field(
+        default=10, ge=1, le=10_000, description="Slide changes per second, per session."
+    )
+    limit_webhook_endpoints: int = Field(
+        default=10, ge=1, le=10_000, description="Registered webhook endpoints."
+    )
+
     @model_validator(mode="after")
     def _openai_needs_a_key(self) -> ControlPlaneSettings:
         if self.embedding_provider == "openai" and self.openai_api_key is None:

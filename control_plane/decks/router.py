@@ -13,6 +13,7 @@ from control_plane.decks.search import Purpose
 from control_plane.decks.service import DeckUnprocessable
 from control_plane.deps import Decks, TenantId
 from control_plane.errors import PodiumError
+from control_plane.limits.guards import EvaluationLimit, SearchLimit, UploadLimit
 from shared.evaluation import EvalReport, EvalRequest
 from shared.schemas import NO_NUL
 
@@ -45,7 +46,9 @@ async def _read_upload(request: Request, max_bytes: int) -> tuple[str, bytes]:
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED)
-async def upload_deck(request: Request, tenant_id: TenantId, decks: Decks) -> DeckPublic:
+async def upload_deck(
+    request: Request, tenant_id: TenantId, decks: Decks, _limits: UploadLimit
+) -> DeckPublic:
     """Upload a PDF or PPTX. Answers 202 at once; follow `status` and `progress` on the deck."""
     return await decks.upload(tenant_id, lambda: _read_upload(request, decks.limits.max_bytes))
 
@@ -75,6 +78,7 @@ async def list_slides(tenant_id: TenantId, decks: Decks, deck_id: UUID) -> Slide
 async def search_deck(
     tenant_id: TenantId,
     decks: Decks,
+    _rate: SearchLimit,
     deck_id: UUID,
     q: Annotated[
         str,
@@ -91,7 +95,7 @@ async def search_deck(
 
 @router.post("/{deck_id}/evaluations")
 async def evaluate_deck(
-    tenant_id: TenantId, decks: Decks, deck_id: UUID, body: EvalRequest
+    tenant_id: TenantId, decks: Decks, _rate: EvaluationLimit, deck_id: UUID, body: EvalRequest
 ) -> EvalReport:
     """What the presenter would do with each question (answer from a slide, navigate, decline)
     and how often that matches what you expected; up to 200 questions a request. Nothing is

@@ -19,6 +19,7 @@ from control_plane.deps import (
     WorkerSessionId,
 )
 from control_plane.errors import Conflict, NotFound, PodiumError
+from control_plane.limits.guards import PresenterSearchLimit, PresenterSlideChangeLimit
 from control_plane.sessions import repository as sessions
 from control_plane.sessions.liveness import JobLiveness
 from control_plane.sessions.service import SessionService
@@ -87,6 +88,7 @@ async def change_slide(
     slides: Slides,
     body: SlideChange,
     response: Response,
+    _rate: PresenterSlideChangeLimit,
     idempotency_key: RequiredIdempotencyKey,
 ) -> SlideState:
     """The presenter's navigation and pause/resume tools; recorded as the 'agent'."""
@@ -118,6 +120,7 @@ async def search(
     livekit: LiveKit,
     settings: Settings,
     decks: Decks,
+    _rate: PresenterSearchLimit,
     q: Annotated[
         str,
         Query(min_length=1, max_length=500, pattern=NO_NUL, description="A question or keywords."),

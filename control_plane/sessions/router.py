@@ -9,6 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, status
 
 from control_plane.deps import Decks, LiveKit, Pool, Settings, TenantId
+from control_plane.limits.guards import SessionCreationLimit
 from control_plane.sessions.schemas import (
     ParticipantToken,
     SessionCreate,
@@ -32,7 +33,10 @@ Service = Annotated[SessionService, Depends(_service)]
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_session(
-    tenant_id: TenantId, service: Service, body: SessionCreate | None = None
+    tenant_id: TenantId,
+    service: Service,
+    _rate: SessionCreationLimit,
+    body: SessionCreate | None = None,
 ) -> SessionCreated:
     """Create a session: its room, the presenter's dispatch, and a participant token."""
     return await service.create(tenant_id, body or SessionCreate())

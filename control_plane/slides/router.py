@@ -16,6 +16,7 @@ from livekit.api import TokenVerifier
 
 from control_plane.deps import Bearer, Settings, TenantId
 from control_plane.errors import Unauthorized
+from control_plane.limits.guards import ApiSlideChangeLimit, SlideGate
 from control_plane.slides.schemas import TransitionList
 from control_plane.slides.service import RoleNotAllowed, SlideService, SlideStateError
 from shared.schemas import SlideChange, SlideState
@@ -76,6 +77,13 @@ def _participant(settings: Settings, credentials: Bearer) -> Participant:
 CurrentParticipant = Annotated[Participant, Depends(_participant)]
 
 
+async def _participant_slide_changes(participant: CurrentParticipant, gate: SlideGate) -> None:
+    await gate(participant.session_id)
+
+
+ParticipantSlideChangeLimit = Annotated[None, Depends(_participant_slide_changes)]
+
+
 def mark_replay(response: Response, replayed: bool) -> None:
     if replayed:
         response.headers[REPLAY_HEADER] = "true"
@@ -94,6 +102,7 @@ async def change_slide(
     session_id: UUID,
     body: SlideChange,
     response: Response,
+    _rate: ApiSlideChangeLimit,
     idempotency_key: IdempotencyKey = None,
 ) -> SlideState:
     """Change the slide (or pause/resume the presentation); every participant sees it."""
@@ -128,6 +137,7 @@ async def participant_change_slide(
     slides: Slides,
     body: SlideChange,
     response: Response,
+    _rate: ParticipantSlideChangeLimit,
     idempotency_key: IdempotencyKey = None,
 ) -> SlideState:
     """A participant clicked next/previous (or picked a slide) in the web client."""

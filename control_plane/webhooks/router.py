@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, status
 
 from control_plane.deps import Pool, Settings, TenantId
 from control_plane.errors import NotFound, PodiumError
+from control_plane.limits.service import check_webhook_endpoints, limits_for
 from control_plane.webhooks import repository
 from control_plane.webhooks.schemas import (
     Delivery,
@@ -60,9 +61,12 @@ async def create_endpoint(
         str(body.url), body.url.host, allow if allow is not None else settings.environment != "prod"
     )
     secret = new_secret()
-    row = await repository.create_endpoint(
-        pool, tenant_id, str(body.url), secret, sorted(set(body.events))
-    )
+    limit = (await limits_for(pool, tenant_id, settings)).webhook_endpoints
+    async with pool.acquire() as conn, conn.transaction():
+        await check_webhook_endpoints(conn, tenant_id, limit)
+        row = await repository.create_endpoint(
+            conn, tenant_id, str(body.url), secret, sorted(set(body.events))
+        )
     return EndpointCreated(**_endpoint(row).model_dump(), secret=secret)
 
 

@@ -11,6 +11,7 @@ import urllib.request
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from shared.devstack.services import LiveKit, ManagedProcess, Postgres, Redis, free_port
 
@@ -191,3 +192,22 @@ class EphemeralStack:
         )
         data = json.loads(out.stdout)
         return TenantKey(data["tenant_id"], data["api_key"])
+
+    def limits(self, tenant: TenantKey, *args: str) -> dict[str, Any]:
+        """``podium admin limits TENANT [args] --json`` through the real CLI: the tenant's
+        effective limits and which are the defaults, after any ``--set``/``--reset`` in args."""
+        out = subprocess.run(
+            [sys.executable, "-m", "control_plane", "admin", "limits", tenant.tenant_id,
+             *args, "--json"],
+            env=self.api_env or self.env(),
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )  # fmt: skip
+        data: dict[str, Any] = json.loads(out.stdout)
+        return data
+
+    def set_limits(self, tenant: TenantKey, **values: int) -> dict[str, Any]:
+        """Set some of a tenant's limits, as an operator would."""
+        return self.limits(tenant, *(f"--set={name}={value}" for name, value in values.items()))

@@ -287,9 +287,10 @@ async def test_hostile_parameters_get_4xx_not_500(
 
 
 async def test_a_burst_of_uploads_queues_for_parsing_and_all_land(
-    api: httpx.AsyncClient, tenant: TenantKey
+    api: httpx.AsyncClient, tenant: TenantKey, control_plane: EphemeralStack
 ) -> None:
     # More uploads than parse slots (2): the rest wait their turn instead of failing.
+    control_plane.set_limits(tenant, uploads_in_flight=6)
     decks = [make_pdf([[f"Burst {i}", "text"]]) for i in range(6)]
     responses = await asyncio.gather(
         *(upload(api, tenant, d, f"{i}.pdf") for i, d in enumerate(decks))

@@ -51,6 +51,8 @@ async def _ready_deck(api: httpx.AsyncClient, owner: TenantKey, pages: int) -> s
 async def decks(control_plane: EphemeralStack) -> tuple[TenantKey, str, str]:
     """One tenant with a 5-slide and a 60-slide deck, both ready."""
     owner = control_plane.create_tenant("slides")
+    # Some tests here change one session's slide far faster than people or the presenter do.
+    control_plane.set_limits(owner, slide_changes_per_second=10_000)
     async with httpx.AsyncClient(base_url=control_plane.api_url, timeout=10) as api:
         small, big = await asyncio.gather(_ready_deck(api, owner, 5), _ready_deck(api, owner, 60))
     return owner, small, big
