@@ -1,7 +1,8 @@
 """Versioned, forward-only SQL migrations (``migrations/NNNN_name.sql``).
 
 Each file runs once, in its own transaction, recorded in ``schema_migrations``. A session-level
-advisory lock lets several control-plane replicas start at once without racing.
+advisory lock, taken before anything else, lets several control-plane replicas start at once
+without racing (on an empty database too).
 """
 
 from __future__ import annotations
@@ -41,18 +42,20 @@ def load_migrations() -> list[Migration]:
 
 async def apply_migrations(conn: asyncpg.Connection) -> list[int]:
     """Apply pending migrations; return the versions applied now."""
-    await conn.execute(
-        """
-        CREATE TABLE IF NOT EXISTS schema_migrations (
-            version    integer PRIMARY KEY,
-            name       text NOT NULL,
-            applied_at timestamptz NOT NULL DEFAULT now()
-        )
-        """
-    )
     applied_now: list[int] = []
+    # The lock comes first: two replicas creating schema_migrations at once on an empty
+    # database collide in the catalog even with IF NOT EXISTS.
     await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
     try:
+        await conn.execute(
+            """
+            CREATE TABLE IF NOT EXISTS schema_migrations (
+                version    integer PRIMARY KEY,
+                name       text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            )
+            """
+        )
         done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
         for migration in load_migrations():
             if migration.version in done:
