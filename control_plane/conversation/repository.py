@@ -16,22 +16,47 @@ ESCALATION_MESSAGES = 200
 
 
 async def add_messages(
-    conn: asyncpg.Connection | asyncpg.Pool, session_id: UUID, messages: list[ConversationMessage]
+    conn: asyncpg.Connection, session_id: UUID, messages: list[ConversationMessage]
 ) -> None:
-    """Store each message once: a worker resends a batch it is not sure landed."""
-    await conn.executemany(
-        """
-        INSERT INTO session_messages
-            (session_id, item_id, role, text, interrupted, started_at, ended_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7)
-        ON CONFLICT (session_id, item_id) DO NOTHING
-        """,
-        [
-            (session_id, m.item_id, m.role, m.text, m.interrupted, m.started_at, m.ended_at)
-            for m in messages
-        ],
-    )
-    if messages:  # someone spoke: the session is not idle
+    """Store each message once (a worker resends a batch it is not sure landed), numbered
+    1, 2, … in the order the session's messages arrive (``seq``)."""
+    first: dict[str, ConversationMessage] = {}
+    for m in messages:
+        first.setdefault(m.item_id, m)
+    if not first:
+        return
+    fresh = list(first.values())
+    async with conn.transaction():
+        # One writer numbers a session's messages at a time (a retried batch may race the first).
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('session_messages:' || $1::text))",
+            str(session_id),
+        )
+        await conn.execute(
+            """
+            INSERT INTO session_messages
+                (session_id, seq, item_id, role, text, interrupted, started_at, ended_at)
+            SELECT $1,
+                   coalesce((SELECT max(seq) FROM session_messages WHERE session_id = $1), 0)
+                       + row_number() OVER (ORDER BY m.ord),
+                   m.item_id, m.role, m.text, m.interrupted, m.started_at, m.ended_at
+            FROM unnest($2::text[], $3::text[], $4::text[], $5::boolean[],
+                        $6::timestamptz[], $7::timestamptz[])
+                 WITH ORDINALITY AS m(item_id, role, text, interrupted, started_at, ended_at, ord)
+            WHERE NOT EXISTS (
+                SELECT 1 FROM session_messages s WHERE s.session_id = $1 AND s.item_id = m.item_id
+            )
+            ON CONFLICT (session_id, item_id) DO NOTHING
+            """,
+            session_id,
+            [m.item_id for m in fresh],
+            [m.role for m in fresh],
+            [m.text for m in fresh],
+            [m.interrupted for m in fresh],
+            [m.started_at for m in fresh],
+            [m.ended_at for m in fresh],
+        )
+        # Someone spoke: the session is not idle.
         await conn.execute("UPDATE sessions SET last_activity_at = now() WHERE id = $1", session_id)
 
 
@@ -41,9 +66,9 @@ async def recent_messages(
     rows = await conn.fetch(
         """
         SELECT item_id, role, text, interrupted FROM (
-            SELECT id, item_id, role, text, interrupted FROM session_messages
-            WHERE session_id = $1 ORDER BY id DESC LIMIT $2
-        ) recent ORDER BY id
+            SELECT seq, item_id, role, text, interrupted FROM session_messages
+            WHERE session_id = $1 ORDER BY seq DESC LIMIT $2
+        ) recent ORDER BY seq
         """,
         session_id,
         limit,
@@ -80,9 +105,9 @@ async def record_escalation(
     transcript = await conn.fetch(
         """
         SELECT role, text, interrupted FROM (
-            SELECT id, role, text, interrupted FROM session_messages
-            WHERE session_id = $1 ORDER BY id DESC LIMIT $2
-        ) recent ORDER BY id
+            SELECT seq, role, text, interrupted FROM session_messages
+            WHERE session_id = $1 ORDER BY seq DESC LIMIT $2
+        ) recent ORDER BY seq
         """,
         session_id,
         ESCALATION_MESSAGES,

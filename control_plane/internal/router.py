@@ -175,7 +175,8 @@ async def add_messages(
     """Finished messages of the conversation, kept so another worker can pick the session up;
     a message sent twice (same ``item_id``) is stored once."""
     _check_scope(scope, session_id)
-    await conversation.add_messages(pool, session_id, body.messages)
+    async with pool.acquire() as conn:
+        await conversation.add_messages(conn, session_id, body.messages)
 
 
 @router.post("/{session_id}/turns", status_code=status.HTTP_204_NO_CONTENT)

@@ -66,12 +66,12 @@ async def list_turns(
 async def list_messages(
     conn: asyncpg.Connection | asyncpg.Pool, session_id: UUID, *, after: int, limit: int
 ) -> list[asyncpg.Record]:
-    """The conversation oldest first; ``seq`` is the message's position cursor."""
+    """The conversation oldest first; ``seq`` (1, 2, … within the session) is the cursor."""
     rows: list[asyncpg.Record] = await conn.fetch(
         """
-        SELECT id AS seq, item_id, role, text, interrupted, started_at, ended_at, created_at
-        FROM session_messages WHERE session_id = $1 AND id > $2
-        ORDER BY id LIMIT $3
+        SELECT seq, item_id, role, text, interrupted, started_at, ended_at, created_at
+        FROM session_messages WHERE session_id = $1 AND seq > $2
+        ORDER BY seq LIMIT $3
         """,
         session_id,
         after,

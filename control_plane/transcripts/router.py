@@ -27,7 +27,7 @@ from shared.schemas import StoredTurn
 router = APIRouter(prefix="/v1/sessions", tags=["session records"])
 
 Limit = Annotated[int, Query(ge=1, le=500, description="Items per page.")]
-After = Annotated[int, Query(ge=0, le=2**62, description="Cursor: the last position seen.")]
+After = Annotated[int, Query(ge=0, le=2**31 - 1, description="Cursor: the last position seen.")]
 VTT_TYPE = "text/vtt"
 
 

@@ -8,10 +8,14 @@ import sys
 import uuid
 
 import asyncpg
+import pytest
 
-from control_plane import db
+from control_plane import db, migrate
+from control_plane.conversation import repository as conversation
 from control_plane.migrate import apply_migrations, load_migrations
+from control_plane.transcripts import repository as transcripts
 from shared.devstack.stack import EphemeralStack
+from shared.schemas import ConversationMessage
 
 
 def test_migrate_cli_reports_up_to_date(control_plane: EphemeralStack) -> None:
@@ -64,3 +68,50 @@ async def test_replicas_starting_together_on_a_fresh_database_all_succeed(
         finally:
             for conn in conns:
                 await conn.close()
+
+
+async def test_transcript_lines_are_renumbered_per_session_in_their_order(
+    stack: EphemeralStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lines stored before migration 0013 (numbered by a counter shared by every tenant) read
+    1, 2, … within each session afterwards, in the order the API gave them; new lines go on
+    from there."""
+    url = stack.postgres.create_database(f"seq_{uuid.uuid4().hex[:12]}")
+    everything = load_migrations()
+    conn = await db.connect(url)
+    try:
+        monkeypatch.setattr(
+            migrate, "load_migrations", lambda: [m for m in everything if m.version < 13]
+        )
+        await apply_migrations(conn)
+        tenant = await conn.fetchval("INSERT INTO tenants (name) VALUES ('t') RETURNING id")
+        sessions = [
+            await conn.fetchval(
+                "INSERT INTO sessions (tenant_id, room) VALUES ($1, $2) RETURNING id", tenant, room
+            )
+            for room in ("a", "b")
+        ]
+        # Interleaved, as two live sessions' messages arrive.
+        for i in range(5):
+            for sid in sessions:
+                await conn.execute(
+                    "INSERT INTO session_messages (session_id, item_id, role, text) "
+                    "VALUES ($1, $2, 'user', $3)",
+                    sid,
+                    f"m{i}",
+                    f"{sid} {i}",
+                )
+        monkeypatch.setattr(migrate, "load_migrations", lambda: everything)
+        assert 13 in await apply_migrations(conn)
+
+        for sid in sessions:
+            lines = await transcripts.list_messages(conn, sid, after=0, limit=100)
+            assert [(r["seq"], r["text"]) for r in lines] == [
+                (i + 1, f"{sid} {i}") for i in range(5)
+            ]
+            later = ConversationMessage(item_id="late", role="assistant", text="later")
+            await conversation.add_messages(conn, sid, [later, later])
+            [last] = await transcripts.list_messages(conn, sid, after=5, limit=100)
+            assert (last["seq"], last["item_id"]) == (6, "late")
+    finally:
+        await conn.close()
