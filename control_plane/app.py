@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
@@ -21,6 +22,7 @@ from control_plane.decks.sandbox import Bounds
 from control_plane.decks.service import DeckService
 from control_plane.deps import AppState
 from control_plane.errors import install_error_handlers
+from control_plane.fleet.admission import Admission
 from control_plane.fleet.router import router as fleet_router
 from control_plane.health.router import router as health_router
 from control_plane.internal.router import router as internal_router
@@ -47,6 +49,24 @@ from control_plane.webhooks.sender import WebhookSender
 from shared.settings import ControlPlaneSettings
 
 logger = logging.getLogger(__name__)
+
+
+def _admission(
+    pool: asyncpg.Pool, redis: Redis, settings: ControlPlaneSettings
+) -> Admission | None:
+    if not settings.admission_enabled:
+        return None
+    hold = settings.admission_reservation_seconds
+    if settings.dispatch_mode == "on_join":
+        hold += settings.session_no_show_seconds  # the slot waits for the first participant
+    return Admission(
+        pool,
+        redis,
+        wait_s=settings.admission_wait_seconds,
+        hold_s=hold,
+        fair_reserve_slots=settings.admission_fair_reserve_slots,
+        stale_fleet_s=settings.admission_stale_fleet_seconds,
+    )
 
 
 def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
@@ -132,6 +152,7 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
                     signer=signer,
                     storage=storage,
                     key_cache=KeyCache(),
+                    admission=_admission(pool, redis, settings),
                 )
         finally:
             await runner.stop()

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from control_plane.decks.service import DeckService
 from control_plane.errors import Unauthorized
+from control_plane.fleet.admission import Admission
 from control_plane.livekit_gateway import LiveKitGateway
 from control_plane.storage import AssetStorage, UrlSigner
 from control_plane.tenants.service import KeyCache, authenticate
@@ -28,6 +29,7 @@ class AppState(TypedDict):
     signer: UrlSigner
     storage: AssetStorage
     key_cache: KeyCache
+    admission: Admission | None
 
 
 def _settings(request: Request) -> ControlPlaneSettings:
@@ -55,6 +57,11 @@ def _decks(request: Request) -> DeckService:
     return decks
 
 
+def _admission(request: Request) -> Admission | None:
+    admission: Admission | None = request.state.admission
+    return admission
+
+
 def _signer(request: Request) -> UrlSigner:
     signer: UrlSigner = request.state.signer
     return signer
@@ -66,6 +73,7 @@ def _storage(request: Request) -> AssetStorage:
 
 
 Decks = Annotated[DeckService, Depends(_decks)]
+AdmissionControl = Annotated[Admission | None, Depends(_admission)]
 Signer = Annotated[UrlSigner, Depends(_signer)]
 Storage = Annotated[AssetStorage, Depends(_storage)]
 Settings = Annotated[ControlPlaneSettings, Depends(_settings)]

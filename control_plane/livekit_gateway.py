@@ -50,15 +50,16 @@ class LiveKitGateway:
             raise RuntimeError("LiveKitGateway used outside its context")
         return self._api
 
-    async def create_room_with_agent(
+    async def create_room(
         self,
         *,
         room: str,
         empty_timeout_s: int,
-        dispatch_metadata: str,
+        dispatch_metadata: str | None,
         metadata: str | None = None,
     ) -> None:
-        """Create the room with an explicit dispatch of the presenter, in one call.
+        """Create the room, with an explicit dispatch of the presenter in the same call unless
+        ``dispatch_metadata`` is None (then :meth:`dispatch_agent` sends it later).
 
         Naming the agent in the room's own configuration also stops the server from adding its
         implicit dispatch for unnamed (automatic) workers. ``metadata`` is the room's initial
@@ -68,7 +69,11 @@ class LiveKitGateway:
             name=room,
             empty_timeout=empty_timeout_s,
             max_participants=50,
-            agents=[api.RoomAgentDispatch(agent_name=self._agent_name, metadata=dispatch_metadata)],
+            agents=(
+                [api.RoomAgentDispatch(agent_name=self._agent_name, metadata=dispatch_metadata)]
+                if dispatch_metadata is not None
+                else []
+            ),
             metadata=metadata or "",
         )
         try:

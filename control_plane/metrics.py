@@ -90,6 +90,12 @@ FLEET_ON_READY = Gauge("podium_fleet_sessions_on_ready_workers", "Sessions on re
 FLEET_WAITING = Gauge(
     "podium_fleet_sessions_waiting", "Sessions created moments ago that no worker runs yet."
 )
+FLEET_QUEUED = Gauge(
+    "podium_fleet_sessions_queued", "Session creations waiting for a free slot (admission)."
+)
+TENANT_SESSIONS = Gauge(
+    "podium_tenant_sessions", "Open sessions (slots held or awaited) by tenant id.", ["tenant"]
+)
 
 _SESSION_STATUSES = ("created", "active")
 _DECK_STATUSES = ("pending", "processing", "ready", "failed")
@@ -146,6 +152,7 @@ class MetricsRefresher(BackgroundLoop):
         self._store = HeartbeatStore(redis, settings.fleet_heartbeat_ttl_seconds)
         self._interval = settings.metrics_refresh_seconds
         self._owner = f"{id(self):x}-{time.time_ns()}"
+        self._tenants: set[str] = set()
 
     name = "metrics_refresher"
 
@@ -188,6 +195,12 @@ class MetricsRefresher(BackgroundLoop):
         FLEET_ON_DRAINING.set(view.sessions_on_draining_workers)
         FLEET_ON_READY.set(view.sessions_on_ready_workers)
         FLEET_WAITING.set(view.sessions_waiting)
+        FLEET_QUEUED.set(view.sessions_queued)
+        for gone in self._tenants - view.sessions_by_tenant.keys():
+            TENANT_SESSIONS.remove(gone)
+        for tenant, n in view.sessions_by_tenant.items():
+            TENANT_SESSIONS.labels(tenant).set(n)
+        self._tenants = set(view.sessions_by_tenant)
 
         if await self._hold_lease():
             await self._observe_completions()

@@ -2,7 +2,10 @@
 
 Runs the real stack on loopback, then measures N sessions against a worker that keeps prewarmed
 idle processes (warm) and N against one that keeps none (cold: each job spawns and prewarms a
-process), in one run. Prints p50/p95 and the cold/warm ratio; writes a plot under docs/.
+process), with the presenter dispatched when the session is created (the default), and N warm
+ones dispatched when the first participant joins (``PODIUM_DISPATCH_MODE=on_join``: LiveKit's
+participant_joined webhook → the control plane → a dispatch), in one run. Admission is on, as
+in production. Prints p50/p95 and the ratios; writes a plot under docs/.
 
     .venv/bin/python scripts/bench_join.py [--sessions 10] [--plot docs/benchmarks/join.png]
 """
@@ -84,11 +87,24 @@ def main() -> None:
 
     results: dict[str, list[float]] = {}
     subscribed: dict[str, list[float]] = {}
+    runs = (
+        ("warm", "2", "on_create"),
+        ("cold", "0", "on_create"),
+        ("warm on_join", "2", "on_join"),
+    )
     with tempfile.TemporaryDirectory() as tmp, EphemeralStack(Path(tmp)) as stack:
-        stack.start_control_plane()
-        tenant = stack.create_tenant("bench")
-        for label, idle in (("warm", "2"), ("cold", "0")):
-            proc = stack.start_worker(f"worker-{label}", PODIUM_NUM_IDLE_PROCESSES=idle)
+        tenant: TenantKey | None = None
+        for label, idle, dispatch in runs:
+            if stack.api_process is not None:
+                stack.api_process.stop(20)
+            # heartbeats every second: admission sees a freed slot at once between sessions
+            stack.start_control_plane(PODIUM_DISPATCH_MODE=dispatch)
+            tenant = tenant or stack.create_tenant("bench")
+            proc = stack.start_worker(
+                f"worker-{label.replace(' ', '-')}",
+                PODIUM_NUM_IDLE_PROCESSES=idle,
+                PODIUM_HEARTBEAT_INTERVAL_SECONDS="1",
+            )
             asyncio.run(measure(stack.api_url, tenant, 1, f"{label} (discarded warm-up)"))
             subscribed[label] = []
             results[label] = asyncio.run(
@@ -96,14 +112,15 @@ def main() -> None:
             )
             proc.stop(20)
 
-    print(f"\n{'mode':<6} {'n':>3} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8} {'track p50':>10}")
+    print(f"\n{'mode':<13} {'n':>3} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8} {'track p50':>10}")
     for label, values in results.items():
         print(
-            f"{label:<6} {len(values):>3} {pct(values, 0.5):>8.0f} {pct(values, 0.95):>8.0f} "
+            f"{label:<13} {len(values):>3} {pct(values, 0.5):>8.0f} {pct(values, 0.95):>8.0f} "
             f"{statistics.mean(values):>8.0f} {pct(subscribed[label], 0.5):>10.0f}"
         )
-    ratio = pct(results["cold"], 0.5) / pct(results["warm"], 0.5)
-    print(f"cold/warm p50 ratio: {ratio:.2f}x")
+    warm = pct(results["warm"], 0.5)
+    print(f"cold/warm p50 ratio: {pct(results['cold'], 0.5) / warm:.2f}x")
+    print(f"on_join/on_create (warm) p50 ratio: {pct(results['warm on_join'], 0.5) / warm:.2f}x")
     plot(results, args.plot)
     print(f"plot: {args.plot}")
 

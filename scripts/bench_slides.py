@@ -218,7 +218,8 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp, EphemeralStack(Path(tmp)) as stack:
-        stack.start_control_plane()
+        # no worker: the session only carries slide state, so it needs no presenter's slot
+        stack.start_control_plane(PODIUM_ADMISSION_ENABLED="false")
         tenant = stack.create_tenant("bench")
         out = asyncio.run(run(stack.api_url, tenant, args))
 

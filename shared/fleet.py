@@ -74,9 +74,16 @@ class FleetView(BaseModel):
     draining_workers: int
     free_slots: int = Field(description="Session slots free on ready workers.")
     idle_processes: int = Field(description="Prewarmed job processes on ready workers.")
+    sessions_queued: int = Field(
+        default=0, description="Session creations waiting for a free slot right now (admission)."
+    )
+    sessions_by_tenant: dict[str, int] = Field(
+        default_factory=dict,
+        description="Open sessions (each holding or awaiting a slot) by tenant id.",
+    )
     desired_workers: int = Field(
         description="What the autoscaler should run (KEDA reads this): sessions on ready "
-        "workers plus waiting ones, plus headroom."
+        "workers, waiting ones and queued creations, plus headroom."
     )
     policy: FleetPolicy
     workers: list[WorkerStatus]

@@ -182,7 +182,42 @@ class ControlPlaneSettings(_Base):
         "ends ('idle_timeout').",
     )
     session_no_show_seconds: float = Field(
-        default=900, gt=0, description="A session nobody joined this long after creation ends."
+        default=60,
+        gt=0,
+        description="The join window: a session nobody joined this long after creation ends "
+        "('no_show') and its presenter's slot is freed.",
+    )
+    # Admission: POST /v1/sessions answers 201 only when a presenter's slot can be had.
+    admission_enabled: bool = Field(
+        default=True,
+        description="Refuse new sessions (503 no_capacity) when the fleet has no free slot.",
+    )
+    admission_wait_seconds: float = Field(
+        default=3,
+        ge=0,
+        le=30,
+        description="How long a new session may wait for a slot to free up before 503.",
+    )
+    admission_reservation_seconds: float = Field(
+        default=20,
+        ge=2,
+        le=300,
+        description="A slot admitted to a session is held this long for a worker to take it.",
+    )
+    admission_fair_reserve_slots: int = Field(
+        default=1,
+        ge=0,
+        description="The fleet's last free slots go only to tenants below their fair share.",
+    )
+    admission_stale_fleet_seconds: float = Field(
+        default=300,
+        ge=0,
+        description="With Redis down, admit against the last fleet size seen this recently.",
+    )
+    dispatch_mode: Literal["on_create", "on_join"] = Field(
+        default="on_create",
+        description="Dispatch the presenter when the session is created, or when its first "
+        "participant joins (LiveKit's participant_joined webhook).",
     )
     lifecycle_sweep_seconds: float = Field(
         default=10, gt=0, description="How often the lifecycle sweeper looks for such sessions."

@@ -34,8 +34,13 @@ def control_plane(stack: EphemeralStack) -> EphemeralStack:
     # Small limits so tests can exceed them cheaply; a short lease so a killed ingester's deck
     # is retried within seconds.
     # The demo page on, as scripts/dev has it: the browser tests start from it.
+    # Admission off: most tests create sessions with no worker running (tests/e2e/
+    # test_admission.py runs its own stack with admission on, as production has it).
     stack.start_control_plane(
-        PODIUM_MAX_UPLOAD_MB="2", PODIUM_INGEST_LEASE_SECONDS="3", PODIUM_DEMO_PAGE="true"
+        PODIUM_MAX_UPLOAD_MB="2",
+        PODIUM_INGEST_LEASE_SECONDS="3",
+        PODIUM_DEMO_PAGE="true",
+        PODIUM_ADMISSION_ENABLED="false",
     )
     return stack
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from typing import TypeAlias
+from uuid import UUID
 
 import asyncpg
 
@@ -20,6 +21,27 @@ async def count_open_sessions(conn: Conn) -> dict[str, int]:
         "SELECT status, count(*) AS n FROM sessions WHERE status <> 'ended' GROUP BY status"
     )
     return {str(r["status"]): int(r["n"]) for r in rows}
+
+
+async def tenant_share(conn: Conn, tenant_id: UUID) -> tuple[int, int]:
+    """(the tenant's open sessions, tenants with open sessions): its place in the fleet."""
+    row = await conn.fetchrow(
+        """
+        SELECT count(*) FILTER (WHERE tenant_id = $1) AS mine,
+               count(DISTINCT tenant_id) AS tenants
+        FROM sessions WHERE status <> 'ended'
+        """,
+        tenant_id,
+    )
+    return int(row["mine"]), int(row["tenants"])
+
+
+async def sessions_by_tenant(conn: Conn) -> dict[str, int]:
+    """Open sessions per tenant id (each holds, or waits for, a presenter's slot)."""
+    rows = await conn.fetch(
+        "SELECT tenant_id, count(*) AS n FROM sessions WHERE status <> 'ended' GROUP BY tenant_id"
+    )
+    return {str(r["tenant_id"]): int(r["n"]) for r in rows}
 
 
 async def count_waiting_sessions(conn: Conn, within_seconds: float) -> int:

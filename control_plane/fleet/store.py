@@ -14,39 +14,44 @@ from redis.asyncio import Redis
 
 from shared.fleet import WorkerHeartbeat, WorkerStatus
 
-_PREFIX = "podium:fleet:worker:"
-_INDEX = "podium:fleet:workers"  # worker name -> expiry (unix seconds)
+WORKER_PREFIX = "podium:fleet:worker:"
+INDEX_KEY = "podium:fleet:workers"  # worker name -> expiry (unix seconds)
+# Slots promised to new sessions (admission.py): room -> expiry. A worker listing the room holds
+# the slot from then on, so each heartbeat ends the promises for the rooms it lists.
+RESERVATIONS_KEY = "podium:admission:reservations"
 
 
 class HeartbeatStore:
     def __init__(self, redis: Redis, ttl_seconds: float) -> None:
-        self._redis = redis
+        self.redis = redis
         self._ttl_ms = int(ttl_seconds * 1000)
 
     async def put(self, heartbeat: WorkerHeartbeat) -> WorkerStatus:
         status = WorkerStatus(**heartbeat.model_dump(), seen_at=datetime.now(UTC))
         now = time.time()
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(_PREFIX + status.worker, status.model_dump_json(), px=self._ttl_ms)
-            pipe.zadd(_INDEX, {status.worker: now + self._ttl_ms / 1000})
-            pipe.zremrangebyscore(_INDEX, "-inf", now)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(WORKER_PREFIX + status.worker, status.model_dump_json(), px=self._ttl_ms)
+            pipe.zadd(INDEX_KEY, {status.worker: now + self._ttl_ms / 1000})
+            pipe.zremrangebyscore(INDEX_KEY, "-inf", now)
+            if status.rooms:
+                pipe.zrem(RESERVATIONS_KEY, *status.rooms)
             await pipe.execute()
         return status
 
     async def remove(self, worker: str) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(_PREFIX + worker)
-            pipe.zrem(_INDEX, worker)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(WORKER_PREFIX + worker)
+            pipe.zrem(INDEX_KEY, worker)
             await pipe.execute()
 
     async def alive(self) -> list[WorkerStatus]:
         """Workers whose last heartbeat is younger than the TTL, by name."""
         names = sorted(
-            _text(n) for n in await self._redis.zrangebyscore(_INDEX, time.time(), "+inf")
+            _text(n) for n in await self.redis.zrangebyscore(INDEX_KEY, time.time(), "+inf")
         )
         if not names:
             return []
-        raw = await self._redis.mget([_PREFIX + n for n in names])
+        raw = await self.redis.mget([WORKER_PREFIX + n for n in names])
         workers = []
         for value in raw:
             if value is None:  # expired between the two reads

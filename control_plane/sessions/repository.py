@@ -24,13 +24,16 @@ async def insert_session(
     participant_name: str | None,
     metadata: dict[str, Any],
     record: bool | None = None,
+    dispatched: bool = True,
 ) -> asyncpg.Record:
-    """``record`` None: the tenant's default (``tenants.record_sessions``)."""
+    """``record`` None: the tenant's default (``tenants.record_sessions``). ``dispatched``
+    False: the presenter is sent when the first participant joins (dispatch count 0)."""
     row: asyncpg.Record = await conn.fetchrow(
         f"""
-        INSERT INTO sessions (id, tenant_id, room, deck_id, participant_name, metadata, record)
+        INSERT INTO sessions (id, tenant_id, room, deck_id, participant_name, metadata, record,
+                              dispatch_count)
         VALUES ($1, $2, $3, $4, $5, $6,
-                coalesce($7, (SELECT record_sessions FROM tenants WHERE id = $2)))
+                coalesce($7, (SELECT record_sessions FROM tenants WHERE id = $2)), $8)
         RETURNING {_COLUMNS}
         """,
         session_id,
@@ -40,8 +43,42 @@ async def insert_session(
         participant_name,
         metadata,
         record,
+        1 if dispatched else 0,
     )
     return row
+
+
+async def lock_tenant(conn: asyncpg.Connection, tenant_id: UUID) -> None:
+    """Serialise this transaction with the tenant's other session creations (any replica)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text, 0))", tenant_id)
+
+
+async def count_open_for_tenant(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: UUID) -> int:
+    n = await conn.fetchval(
+        "SELECT count(*) FROM sessions WHERE tenant_id = $1 AND status <> 'ended'", tenant_id
+    )
+    return int(n)
+
+
+async def claim_first_dispatch(
+    conn: asyncpg.Connection | asyncpg.Pool, session_id: UUID
+) -> asyncpg.Record | None:
+    """Count the first dispatch of a session created without one; None if it had one."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"""
+        UPDATE sessions SET dispatch_count = 1
+        WHERE id = $1 AND status = 'created' AND dispatch_count = 0
+        RETURNING {_COLUMNS}
+        """,
+        session_id,
+    )
+    return row
+
+
+async def unclaim_first_dispatch(conn: asyncpg.Connection | asyncpg.Pool, session_id: UUID) -> None:
+    await conn.execute(
+        "UPDATE sessions SET dispatch_count = 0 WHERE id = $1 AND dispatch_count = 1", session_id
+    )
 
 
 async def get_for_tenant(

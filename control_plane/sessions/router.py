@@ -8,7 +8,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, status
 
-from control_plane.deps import Decks, LiveKit, Pool, Settings, TenantId
+from control_plane.deps import AdmissionControl, Decks, LiveKit, Pool, Settings, TenantId
 from control_plane.limits.guards import SessionCreationLimit
 from control_plane.sessions.schemas import (
     ParticipantToken,
@@ -24,8 +24,10 @@ from shared.schemas import SessionStatus
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
 
-def _service(pool: Pool, livekit: LiveKit, settings: Settings, decks: Decks) -> SessionService:
-    return SessionService(pool, livekit, settings, decks)
+def _service(
+    pool: Pool, livekit: LiveKit, settings: Settings, decks: Decks, admission: AdmissionControl
+) -> SessionService:
+    return SessionService(pool, livekit, settings, decks, admission)
 
 
 Service = Annotated[SessionService, Depends(_service)]
@@ -38,7 +40,10 @@ async def create_session(
     _rate: SessionCreationLimit,
     body: SessionCreate | None = None,
 ) -> SessionCreated:
-    """Create a session: its room, the presenter's dispatch, and a participant token."""
+    """Create a session: its room, the presenter's dispatch, and a participant token.
+
+    `503 no_capacity` (with `Retry-After`) when no presenter can be had for it; `429` when the
+    tenant is at its concurrent-sessions limit."""
     return await service.create(tenant_id, body or SessionCreate())
 
 

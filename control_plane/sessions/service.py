@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import logging
 import secrets
-from datetime import datetime, timedelta
+import time
+from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -14,6 +17,8 @@ from control_plane.conversation import repository as conversation
 from control_plane.decks import repository as deck_repository
 from control_plane.decks.service import DeckService
 from control_plane.errors import NotFound, PodiumError, SessionEnded, UpstreamUnavailable
+from control_plane.fleet.admission import RETRY_POLL_S, Admission, NoCapacity, Reservation
+from control_plane.limits.service import limits_for, refused
 from control_plane.livekit_gateway import LiveKitGateway
 from control_plane.sessions import lifecycle, repository
 from control_plane.sessions.schemas import (
@@ -34,6 +39,9 @@ from shared.schemas import DispatchMetadata, OutlineEntry, SessionContext
 from shared.settings import ControlPlaneSettings
 
 logger = logging.getLogger(__name__)
+
+# Sessions end at their own pace; a few seconds is a fair first retry for a client at its cap.
+_CONCURRENCY_RETRY_S = 10
 
 
 def room_name(session_id: UUID) -> str:
@@ -76,8 +84,10 @@ class SessionService:
         livekit: LiveKitGateway,
         settings: ControlPlaneSettings,
         decks: DeckService | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self._decks = decks
+        self._admission = admission
         self._pool = pool
         self._livekit = livekit
         self._settings = settings
@@ -92,42 +102,115 @@ class SessionService:
             await self._decks.require_ready(tenant_id, body.deck_id)
         session_id = uuid4()
         room = room_name(session_id)
-        async with self._pool.acquire() as conn, conn.transaction():
-            await repository.insert_session(
-                conn,
-                session_id=session_id,
-                tenant_id=tenant_id,
-                room=room,
-                deck_id=body.deck_id,
-                participant_name=body.participant.name,
-                metadata=body.metadata,
-                record=body.record,
-            )
-            # Slide 1 from the start, also in the room's metadata: the first joiner sees it.
-            slide = (
-                await slide_repository.start(conn, session_id, body.deck_id)
-                if body.deck_id is not None
-                else None
-            )
-            await repository.insert_audit_event(
-                conn,
-                tenant_id=tenant_id,
-                session_id=session_id,
-                actor="api",
-                type="session.created",
-                data={"room": room},
-            )
-        credential = mint_session_credential(
-            self._settings.internal_secret.get_secret_value(),
-            session_id,
-            self._settings.worker_credential_ttl_seconds,
-        )
-        metadata = DispatchMetadata(session_id=session_id, credential=credential)
+        limit = (await limits_for(self._pool, tenant_id, self._settings)).concurrent_sessions
+        on_join = self._settings.dispatch_mode == "on_join"
+        reservation, slide = await self._admit(tenant_id, session_id, room, body, limit, on_join)
         try:
-            await self._livekit.create_room_with_agent(
+            await self._livekit.create_room(
                 room=room,
                 empty_timeout_s=self._settings.room_empty_timeout_seconds,
-                dispatch_metadata=metadata.model_dump_json(),
+                dispatch_metadata=None if on_join else self._dispatch_metadata(session_id),
+                metadata=(
+                    room_metadata(SlideRecord.from_row(slide).state(self._signer))
+                    if slide
+                    else None
+                ),
+            )
+        except UpstreamUnavailable:
+            await repository.mark_ended(self._pool, session_id, "livekit_unavailable")
+            if reservation is not None:
+                await reservation.release()
+            raise
+        token = self._mint(session_id, room, body.participant)
+        return SessionCreated(**token.model_dump())
+
+    async def _admit(
+        self,
+        tenant_id: UUID,
+        session_id: UUID,
+        room: str,
+        body: SessionCreate,
+        limit: int,
+        on_join: bool,
+    ) -> tuple[Reservation | None, asyncpg.Record | None]:
+        """Record the session once the tenant is under its limit and a slot is reserved for
+        it, waiting (briefly, unlocked) for a slot to free up. Returns the reservation (None
+        without admission) and the session's first slide."""
+        admission = self._admission
+        started = time.monotonic()
+        waiting_registered = False
+        async with contextlib.AsyncExitStack() as waiting:
+            while True:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    # Under the tenant's lock, creations of one tenant count each other exactly
+                    # (on any replica), and a tenant at its limit never takes a slot.
+                    await repository.lock_tenant(conn, tenant_id)
+                    await _check_concurrency(conn, tenant_id, limit)
+                    reserved = await admission.reserve(conn, tenant_id, room) if admission else None
+                    if not isinstance(reserved, NoCapacity):
+                        try:
+                            slide = await self._record(
+                                conn, tenant_id, session_id, room, body, on_join
+                            )
+                        except BaseException:
+                            if reserved is not None:
+                                await reserved.release()
+                            raise
+                        break
+                assert admission is not None
+                if time.monotonic() - started >= admission.wait_s:
+                    admission.observe(reserved.outcome, time.monotonic() - started)
+                    raise reserved
+                if not waiting_registered:
+                    await waiting.enter_async_context(admission.queued())
+                    waiting_registered = True
+                await asyncio.sleep(RETRY_POLL_S)
+        if admission is not None and reserved is not None:
+            admission.observe(reserved.outcome, time.monotonic() - started)
+        return reserved, slide
+
+    async def _record(
+        self,
+        conn: asyncpg.Connection,
+        tenant_id: UUID,
+        session_id: UUID,
+        room: str,
+        body: SessionCreate,
+        on_join: bool,
+    ) -> asyncpg.Record | None:
+        """The session's row, its first slide and its audit event (in the caller's transaction)."""
+        await repository.insert_session(
+            conn,
+            session_id=session_id,
+            tenant_id=tenant_id,
+            room=room,
+            deck_id=body.deck_id,
+            participant_name=body.participant.name,
+            metadata=body.metadata,
+            record=body.record,
+            dispatched=not on_join,
+        )
+        # Slide 1 from the start, also in the room's metadata: the first joiner sees it.
+        slide = (
+            await slide_repository.start(conn, session_id, body.deck_id)
+            if body.deck_id is not None
+            else None
+        )
+        await repository.insert_audit_event(
+            conn,
+            tenant_id=tenant_id,
+            session_id=session_id,
+            actor="api",
+            type="session.created",
+            data={"room": room},
+        )
+        return slide
+
+        try:
+            await self._livekit.create_room(
+                room=room,
+                empty_timeout_s=self._settings.room_empty_timeout_seconds,
+                dispatch_metadata=None if on_join else self._dispatch_metadata(session_id),
                 metadata=(
                     room_metadata(SlideRecord.from_row(slide).state(self._signer))
                     if slide
@@ -139,6 +222,27 @@ class SessionService:
             raise
         token = self._mint(session_id, room, body.participant)
         return SessionCreated(**token.model_dump())
+
+    async def dispatch_on_join(self, session_id: UUID) -> bool:
+        """With dispatch on join: the first participant arrived, so send the presenter (once,
+        whichever replica hears of it first). True when this call dispatched it."""
+        row = await repository.claim_first_dispatch(self._pool, session_id)
+        if row is None:
+            return False  # dispatched already, ended, or not a session of ours
+        try:
+            await self._livekit.dispatch_agent(row["room"], self._dispatch_metadata(session_id))
+        except BaseException:
+            await repository.unclaim_first_dispatch(self._pool, session_id)
+            raise
+        return True
+
+    def _dispatch_metadata(self, session_id: UUID) -> str:
+        credential = mint_session_credential(
+            self._settings.internal_secret.get_secret_value(),
+            session_id,
+            self._settings.worker_credential_ttl_seconds,
+        )
+        return DispatchMetadata(session_id=session_id, credential=credential).model_dump_json()
 
     async def get(self, tenant_id: UUID, session_id: UUID) -> SessionPublic:
         return to_public(await self._load(tenant_id, session_id))
@@ -184,7 +288,9 @@ class SessionService:
             type="token.minted",
             data={"role": spec.role, "identity": spec.identity},
         )
-        return self._mint(session_id, row["room"], spec)
+        return self._mint(
+            session_id, row["room"], spec, began=row["started_at"] or row["created_at"]
+        )
 
     async def end(
         self, tenant_id: UUID, session_id: UUID, reason: str = "ended_by_api"
@@ -193,6 +299,8 @@ class SessionService:
         if row["status"] == "ended":
             return to_public(row)
         ended = await lifecycle.finish(self._pool, self._livekit, row, reason, actor="api")
+        if self._admission is not None:
+            await self._admission.release(row["room"])
         if ended is None:  # a concurrent call ended it first
             return to_public(await self._load(tenant_id, session_id))
         return to_public(ended)
@@ -238,9 +346,26 @@ class SessionService:
             raise NotFound(f"Session {session_id} was not found.")
         return row
 
-    def _mint(self, session_id: UUID, room: str, spec: ParticipantSpec) -> ParticipantToken:
+    def _mint(
+        self,
+        session_id: UUID,
+        room: str,
+        spec: ParticipantSpec,
+        *,
+        began: datetime | None = None,
+    ) -> ParticipantToken:
+        """A participant token for the session's room; ``began`` is when the session started
+        (None: now, for a session being created)."""
         identity = spec.identity or f"user-{secrets.token_hex(4)}"
-        ttl = timedelta(seconds=spec.ttl_seconds or self._settings.token_ttl_seconds)
+        # A token never outlives the session: the sweeper ends every session this long after
+        # it began, and a token still valid then could only find the room gone.
+        now = datetime.now(UTC)
+        ends_by = (began or now) + timedelta(seconds=self._settings.session_max_duration_seconds)
+        if ends_by <= now:
+            raise SessionEnded(f"Session {session_id} has reached its maximum duration.")
+        ttl = min(
+            timedelta(seconds=spec.ttl_seconds or self._settings.token_ttl_seconds), ends_by - now
+        )
         token, expires_at = self._livekit.participant_token(
             room=room,
             identity=identity,
@@ -258,6 +383,19 @@ class SessionService:
             token=token,
             expires_at=expires_at,
             join_url=join_url(self._settings.public_url, session_id, token),
+        )
+
+
+async def _check_concurrency(
+    conn: asyncpg.Connection | asyncpg.Pool, tenant_id: UUID, limit: int
+) -> None:
+    live = await repository.count_open_for_tenant(conn, tenant_id)
+    if live >= limit:
+        raise refused(
+            "concurrent_sessions",
+            limit,
+            _CONCURRENCY_RETRY_S,
+            f"{live} open now; end one you no longer need. ",
         )
 
 

@@ -14,6 +14,7 @@ from control_plane.errors import PodiumError, Unauthorized
 from control_plane.sessions import lifecycle
 from control_plane.sessions import repository as sessions
 from control_plane.sessions.resume import Resumer, session_of_room
+from control_plane.sessions.service import SessionService
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,14 @@ async def livekit_webhook(
         # LiveKit closed the room (everyone left and its empty timeout passed, or it was
         # deleted): the session is over.
         await _room_finished(pool, event.room.name)
+    elif (
+        event.event == "participant_joined"
+        and settings.dispatch_mode == "on_join"
+        and event.participant.kind != api.ParticipantInfo.Kind.AGENT
+    ):
+        session_id = session_of_room(event.room.name)
+        if session_id is not None:
+            await SessionService(pool, livekit, settings).dispatch_on_join(session_id)
     elif event.event == "participant_left" and (
         event.participant.kind == api.ParticipantInfo.Kind.AGENT
     ):

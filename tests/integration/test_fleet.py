@@ -36,7 +36,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EphemeralStack]:
     logs = Path(TEST_LOGS) / "fleet" if TEST_LOGS else None
     with EphemeralStack(tmp_path_factory.mktemp("fleet"), logs=logs) as running:
-        running.start_control_plane(PODIUM_METRICS_REFRESH_SECONDS="1")
+        # Admission off: these tests create sessions no worker will take, to count them as
+        # waiting (tests/e2e/test_admission.py covers admission on a real worker).
+        running.start_control_plane(
+            PODIUM_METRICS_REFRESH_SECONDS="1", PODIUM_ADMISSION_ENABLED="false"
+        )
         yield running
 
 

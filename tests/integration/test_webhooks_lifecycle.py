@@ -34,6 +34,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EphemeralStack]:
             PODIUM_SESSION_IDLE_TIMEOUT_SECONDS="4",
             PODIUM_SESSION_MAX_DURATION_SECONDS="9",
             PODIUM_LIFECYCLE_SWEEP_SECONDS="0.5",
+            PODIUM_ADMISSION_ENABLED="false",  # no worker here: sessions only need their rows
         )
         yield running
 
