@@ -267,6 +267,9 @@ class LiveKit:
             f"rtc:\n  tcp_port: {rtc_tcp_port}\n  udp_port: {udp_port}\n"
             "  use_external_ip: false\n"
             "  node_ip: 127.0.0.1\n"
+            # Rooms exist only while Podium's control plane keeps them: a participant token
+            # (no room_create grant) cannot bring back the room of a session that ended.
+            "room:\n  auto_create: false\n"
             "logging:\n  level: info\n"
         )
         if webhook_url:  # room and participant events, signed with our key pair

@@ -227,8 +227,9 @@ async def _speech(seconds: float, rate: int = 24_000) -> AsyncIterator[rtc.Audio
 
 def _token(stack: EphemeralStack, room: str, identity: str, *, agent: bool = False) -> str:
     token = api.AccessToken(stack.livekit.api_key, stack.livekit.api_secret).with_identity(identity)
+    # The room is the test's own: the token may create it (the stack's LiveKit does not on join).
     token = token.with_grants(
-        api.VideoGrants(room_join=True, room=room, can_update_own_metadata=agent)
+        api.VideoGrants(room_join=True, room_create=True, room=room, can_update_own_metadata=agent)
     )
     return (token.with_kind("agent") if agent else token).to_jwt()
 

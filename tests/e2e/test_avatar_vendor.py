@@ -45,7 +45,8 @@ class Agentside:
 
 
 def _token(stack: EphemeralStack, room: str, identity: str, *, agent: bool = False) -> str:
-    grant = api.VideoGrants(room_join=True, room=room)
+    # The room is the test's own: the token may create it (the stack's LiveKit does not on join).
+    grant = api.VideoGrants(room_join=True, room_create=True, room=room)
     token = api.AccessToken(stack.livekit.api_key, stack.livekit.api_secret)
     token = token.with_identity(identity).with_grants(grant)
     return (token.with_kind("agent") if agent else token).to_jwt()
