@@ -22,9 +22,10 @@ from livekit.agents import (
     room_io,
     tts,
 )
+from livekit.agents.job import DEFAULT_PARTICIPANT_KINDS
 from pydantic import ValidationError
 
-from shared.schemas import ConversationMessage, DispatchMetadata, SessionContext
+from shared.schemas import ROLE_ATTRIBUTE, ConversationMessage, DispatchMetadata, SessionContext
 from shared.settings import WorkerSettings
 
 from .avatar.presence import AUDIO_ONLY, attach_avatar
@@ -85,7 +86,7 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
     ctx.add_shutdown_callback(greeting.aclose)
     await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
     try:
-        participant = await ctx.wait_for_participant()
+        participant = await wait_for_speaker(ctx.room)
     except RuntimeError:  # the room closed before anyone joined (the session was ended)
         logger.info("room closed before anyone joined")
         ctx.shutdown(reason="room closed before anyone joined")
@@ -148,6 +149,43 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
         extra={"participant": participant.identity, "resumed": context.resumed},
     )
     await _report_joined(control_plane, metadata)
+
+
+def may_speak(participant: rtc.RemoteParticipant) -> bool:
+    """A person who may talk to the presenter: not a viewer (listen-only), not another agent."""
+    return (
+        participant.kind in DEFAULT_PARTICIPANT_KINDS
+        and participant.attributes.get(ROLE_ATTRIBUTE) != "viewer"
+    )
+
+
+async def wait_for_speaker(room: rtc.Room) -> rtc.RemoteParticipant:
+    """The first active participant who may speak (the framework's wait_for_participant, with
+    our own test of who counts). Viewers come and go without effect: the presenter does not
+    wait on them, listen to them, or leave when they do. Raises RuntimeError when the room
+    closes first (the session ended before anyone joined)."""
+    if not room.isconnected():
+        raise RuntimeError("room is not connected")
+    found: asyncio.Future[rtc.RemoteParticipant] = asyncio.Future()
+
+    def on_active(participant: rtc.RemoteParticipant) -> None:
+        if may_speak(participant) and not found.done():
+            found.set_result(participant)
+
+    def on_state(state: int) -> None:
+        if state == rtc.ConnectionState.CONN_DISCONNECTED and not found.done():
+            found.set_exception(RuntimeError("room disconnected while waiting for a participant"))
+
+    room.on("participant_active", on_active)
+    room.on("connection_state_changed", on_state)
+    try:
+        for participant in room.remote_participants.values():
+            if participant.state == rtc.ParticipantState.PARTICIPANT_STATE_ACTIVE:
+                on_active(participant)
+        return await found
+    finally:
+        room.off("participant_active", on_active)
+        room.off("connection_state_changed", on_state)
 
 
 def _voice_loop(

@@ -162,6 +162,10 @@ class SlideContent(BaseModel):
 
 MessageRole = Literal["user", "assistant"]
 
+# The LiveKit participant attribute (set in every participant token) that carries its role:
+# "participant" may speak and change slides; "viewer" only listens.
+ROLE_ATTRIBUTE = "podium.role"
+
 
 class ConversationMessage(BaseModel):
     """One finished message of a session's conversation, as the worker's chat holds it."""

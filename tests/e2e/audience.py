@@ -53,6 +53,7 @@ class Audience:
     lines: list[Line] = field(default_factory=list)  # final transcription segments
     slides: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     watch: bool = False  # decode the presenter's video into ``frames`` (else unsubscribe it)
+    publish: bool = True  # a microphone to ``say`` things into (a viewer's token cannot publish)
     frames: list[Seen] = field(default_factory=list)
     _source: rtc.AudioSource | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -64,6 +65,8 @@ class Audience:
         self.room.register_text_stream_handler(TRANSCRIPTION_TOPIC, self._on_text)
         await self.room.connect(self.url, self.token)
         self._on_metadata(self.room.metadata)
+        if not self.publish:
+            return self
         self._source = rtc.AudioSource(22050, 1)
         track = rtc.LocalAudioTrack.create_audio_track("mic", self._source)
         await self.room.local_participant.publish_track(
