@@ -228,13 +228,19 @@ class ControlPlaneSettings(_Base):
         default=5, gt=0, description="First retry delay; doubles each attempt, up to the max."
     )
     webhook_retry_max_seconds: float = Field(default=3600, gt=0)
-    webhook_timeout_seconds: float = Field(default=10, gt=0, le=60)
+    webhook_timeout_seconds: float = Field(
+        default=10,
+        gt=0,
+        le=60,
+        description="Deadline of one whole attempt: lookup, connect, TLS, request and answer.",
+    )
     webhook_poll_seconds: float = Field(
         default=0.5, gt=0, description="How often the sender looks for due deliveries."
     )
     webhook_allow_private_urls: bool | None = Field(
         default=None,
-        description="Allow endpoints on loopback/private addresses; default: not in prod.",
+        description="Allow endpoints on loopback/private/link-local addresses (never the cloud "
+        "metadata ones); default: only in dev.",
     )
 
     # --- Per-tenant limit defaults (control_plane.limits) -------------------------------------

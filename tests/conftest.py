@@ -36,7 +36,9 @@ def control_plane(stack: EphemeralStack) -> EphemeralStack:
     # The demo page on, as scripts/dev has it: the browser tests start from it.
     # Admission off: most tests create sessions with no worker running (tests/e2e/
     # test_admission.py runs its own stack with admission on, as production has it).
+    # Webhook receivers listen on loopback: private URLs are allowed only in dev unless told.
     stack.start_control_plane(
+        PODIUM_WEBHOOK_ALLOW_PRIVATE_URLS="true",
         PODIUM_MAX_UPLOAD_MB="2",
         PODIUM_INGEST_LEASE_SECONDS="3",
         PODIUM_DEMO_PAGE="true",

@@ -101,9 +101,17 @@ async def replay(conn: Conn, tenant_id: UUID, delivery_id: UUID) -> asyncpg.Reco
     return row
 
 
-async def claim_due(conn: Conn, *, lease_s: float, limit: int) -> list[asyncpg.Record]:
-    """Due deliveries, each leased to this sender (pushed out by ``lease_s``) so another
-    replica's sender skips it; a sender that dies mid-send leaves it to be retried."""
+async def claim_due(
+    conn: Conn, *, lease_s: float, limit: int, per_endpoint: int, sending: dict[UUID, int]
+) -> list[asyncpg.Record]:
+    """Up to ``limit`` due deliveries, each leased to this sender (pushed out by ``lease_s``) so
+    another replica's sender skips it; a sender that dies mid-send leaves it to be retried.
+
+    At most ``per_endpoint`` per endpoint counting the ``sending`` ones (endpoint id -> in
+    flight here), the oldest of each endpoint first and endpoints taking turns, so a backlog for
+    one endpoint does not hold back another's deliveries. The due test is repeated where rows
+    are locked: a row another sender claimed meanwhile is no longer due when re-checked.
+    """
     rows: list[asyncpg.Record] = await conn.fetch(
         """
         UPDATE webhook_deliveries d SET next_attempt_at = now() + make_interval(secs => $1),
@@ -111,13 +119,27 @@ async def claim_due(conn: Conn, *, lease_s: float, limit: int) -> list[asyncpg.R
         FROM webhook_endpoints e
         WHERE d.endpoint_id = e.id AND d.id IN (
             SELECT id FROM webhook_deliveries
-            WHERE status = 'pending' AND next_attempt_at <= now()
-            ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED
+            WHERE status = 'pending' AND next_attempt_at <= now() AND id IN (
+                SELECT ranked.id FROM (
+                    SELECT id, endpoint_id, next_attempt_at, row_number() OVER (
+                        PARTITION BY endpoint_id ORDER BY next_attempt_at) AS turn
+                    FROM webhook_deliveries
+                    WHERE status = 'pending' AND next_attempt_at <= now()
+                ) ranked
+                LEFT JOIN unnest($4::uuid[], $5::int[]) AS busy(endpoint_id, sending)
+                    USING (endpoint_id)
+                WHERE ranked.turn + coalesce(busy.sending, 0) <= $3
+                ORDER BY ranked.turn, ranked.next_attempt_at LIMIT $2
+            )
+            FOR UPDATE SKIP LOCKED
         )
-        RETURNING d.id, d.payload, d.attempts, d.event_type, e.url, e.secret
+        RETURNING d.id, d.endpoint_id, d.payload, d.attempts, d.event_type, e.url, e.secret
         """,
         lease_s,
         limit,
+        per_endpoint,
+        list(sending),
+        list(sending.values()),
     )
     return rows
 

@@ -14,6 +14,7 @@ from control_plane.deps import Pool, Settings, TenantId
 from control_plane.errors import NotFound, PodiumError
 from control_plane.limits.service import check_webhook_endpoints, limits_for
 from control_plane.webhooks import repository
+from control_plane.webhooks.addresses import allowed, private_urls_allowed
 from control_plane.webhooks.schemas import (
     Delivery,
     DeliveryList,
@@ -38,16 +39,17 @@ class BadCursor(PodiumError):
     code = "invalid_cursor"
 
 
-def _check_public(url: str, host: str | None, allow_private: bool) -> None:
-    if allow_private or host is None:
+def _check_public(host: str | None, allow_private: bool) -> None:
+    """Refuse what the URL itself shows to be internal; a name is checked at each delivery."""
+    if host is None:
         return
-    if host == "localhost" or host.endswith(".localhost"):
+    if not allow_private and (host == "localhost" or host.endswith(".localhost")):
         raise UnsafeUrl("url must point to a public host, not localhost.")
     try:
         address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
-        return  # a name: resolved when delivering
-    if not address.is_global:
+        return
+    if not allowed(address, allow_private=allow_private):
         raise UnsafeUrl(f"url must point to a public address; {address} is not one.")
 
 
@@ -56,10 +58,7 @@ async def create_endpoint(
     tenant_id: TenantId, pool: Pool, settings: Settings, body: EndpointCreate
 ) -> EndpointCreated:
     """Register an endpoint; its signing secret is in this answer only."""
-    allow = settings.webhook_allow_private_urls
-    _check_public(
-        str(body.url), body.url.host, allow if allow is not None else settings.environment != "prod"
-    )
+    _check_public(body.url.host, private_urls_allowed(settings))
     secret = new_secret()
     limit = (await limits_for(pool, tenant_id, settings)).webhook_endpoints
     async with pool.acquire() as conn, conn.transaction():

@@ -1,17 +1,22 @@
 """Drains the webhook outbox: signs each due delivery, POSTs it, records the outcome and
 schedules retries with exponential backoff. Owned by the app's lifespan; every replica runs one
 and ``FOR UPDATE SKIP LOCKED`` leases keep them from sending the same delivery at once.
+
+Deliveries run side by side, up to ``IN_FLIGHT`` per replica and ``PER_ENDPOINT`` of them to any
+one endpoint, and the sender claims more as soon as one finishes: an endpoint that is slow (each
+attempt ends at the deadline, ``delivery.post``) delays only its own deliveries, never another
+tenant's. A delivery is claimed only when it can start at once, so its lease (the deadline and a
+margin) outlives the attempt and no other replica sends it meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
+import contextlib
 import json
 import logging
-import socket
 import time
-from urllib.parse import urlsplit
+from collections import Counter
 from uuid import UUID
 
 import asyncpg
@@ -19,48 +24,77 @@ import httpx
 
 from control_plane.background import BackgroundLoop
 from control_plane.webhooks import repository
+from control_plane.webhooks.addresses import private_urls_allowed
+from control_plane.webhooks.delivery import Resolver, post, resolve_host
 from control_plane.webhooks.signing import signature
 from shared.settings import ControlPlaneSettings
 
 logger = logging.getLogger(__name__)
 
-_BATCH = 20
+IN_FLIGHT = 20
+PER_ENDPOINT = 2
 USER_AGENT = "Podium-Webhooks/1"
 
 
 class WebhookSender(BackgroundLoop):
+    name = "webhook_sender"
+
     def __init__(
         self,
         pool: asyncpg.Pool,
         settings: ControlPlaneSettings,
         *,
-        transport: httpx.AsyncBaseTransport | None = None,
+        resolve: Resolver = resolve_host,
     ) -> None:
         self._pool = pool
         self._settings = settings
+        self._resolve = resolve
+        self._allow_private = private_urls_allowed(settings)
+        # No kept-alive connections: each attempt connects to the address it has just checked,
+        # and a connection opened for one name must not carry another name's request. No proxy
+        # from the environment either: it would resolve the name again.
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.webhook_timeout_seconds),
             follow_redirects=False,
             headers={"User-Agent": USER_AGENT},
-            transport=transport,
+            limits=httpx.Limits(max_keepalive_connections=0),
+            trust_env=False,
         )
-        allow = settings.webhook_allow_private_urls
-        self._allow_private = allow if allow is not None else settings.environment != "prod"
-
-    name = "webhook_sender"
+        self._sending: Counter[UUID] = Counter()  # endpoint id -> its deliveries in flight
+        self._finished = asyncio.Event()
 
     async def _after_stop(self) -> None:
         await self._http.aclose()
 
     async def _run(self) -> None:
-        while True:
-            try:
-                sent = await self.send_due()
-            except Exception:  # Postgres away for a moment: the outbox waits for us
-                logger.exception("webhook round failed")
-                sent = 0
-            if sent < _BATCH:
-                await asyncio.sleep(self._settings.webhook_poll_seconds)
+        async with asyncio.TaskGroup() as attempts:
+            while True:
+                self._finished.clear()
+                free = IN_FLIGHT - self._sending.total()
+                due = await self._claim(free) if free > 0 else []
+                for row in due:
+                    self._sending[row["endpoint_id"]] += 1
+                    attempts.create_task(self._send(row), name="webhook_delivery")
+                if free > 0 and len(due) == free:
+                    continue  # more may be due
+                # Nothing more to start: look again after the poll interval, or as soon as an
+                # attempt ends (a slot, maybe its endpoint's, is free).
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._settings.webhook_poll_seconds):
+                        await self._finished.wait()
+
+    async def _claim(self, limit: int) -> list[asyncpg.Record]:
+        try:
+            return await repository.claim_due(
+                self._pool,
+                lease_s=self._settings.webhook_timeout_seconds + 5,
+                limit=limit,
+                per_endpoint=PER_ENDPOINT,
+                sending=dict(self._sending),
+            )
+        except Exception:  # Postgres away for a moment: the outbox waits for us
+            logger.exception("webhook round failed")
+            return []
 
     def retry_delay(self, attempts: int) -> float | None:
         """Seconds before the next attempt after ``attempts`` failed ones; None: give up."""
@@ -69,13 +103,16 @@ class WebhookSender(BackgroundLoop):
         base = self._settings.webhook_retry_base_seconds
         return float(min(base * 2 ** (attempts - 1), self._settings.webhook_retry_max_seconds))
 
-    async def send_due(self) -> int:
-        # A lease longer than one request's timeout: nobody else sends it meanwhile.
-        due = await repository.claim_due(
-            self._pool, lease_s=self._settings.webhook_timeout_seconds + 5, limit=_BATCH
-        )
-        await asyncio.gather(*(self._deliver(row) for row in due))
-        return len(due)
+    async def _send(self, row: asyncpg.Record) -> None:
+        try:
+            await self._deliver(row)
+        except Exception:  # recording the outcome failed: the lease runs out and it is retried
+            logger.exception("webhook delivery not recorded", extra={"delivery_id": str(row["id"])})
+        finally:
+            self._sending[row["endpoint_id"]] -= 1
+            if self._sending[row["endpoint_id"]] <= 0:
+                del self._sending[row["endpoint_id"]]
+            self._finished.set()
 
     async def _deliver(self, row: asyncpg.Record) -> None:
         delivery_id: UUID = row["id"]
@@ -88,50 +125,33 @@ class WebhookSender(BackgroundLoop):
             "Podium-Signature": signature(row["secret"], stamp, body),
             "Podium-Event": row["event_type"],
         }
-        status: int | None = None
-        try:
-            if not self._allow_private:
-                await _require_public(row["url"])
-            response = await self._http.post(row["url"], content=body, headers=headers)
-            status = response.status_code
-            if response.is_success:
-                await repository.mark_delivered(self._pool, delivery_id, status)
-                return
-            error = f"HTTP {status}"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500]
-        except PrivateAddress as exc:
-            error = str(exc)
+        outcome = await post(
+            self._http,
+            row["url"],
+            body,
+            headers,
+            deadline_s=self._settings.webhook_timeout_seconds,
+            allow_private=self._allow_private,
+            resolve=self._resolve,
+        )
+        if outcome.error is None and outcome.status is not None:
+            await repository.mark_delivered(self._pool, delivery_id, outcome.status)
+            return
         retry_in = self.retry_delay(row["attempts"])
         await repository.mark_attempt_failed(
-            self._pool, delivery_id, status=status, error=error, retry_in_s=retry_in
+            self._pool,
+            delivery_id,
+            status=outcome.status,
+            error=outcome.error or f"HTTP {outcome.status}",
+            retry_in_s=retry_in,
         )
         logger.warning(
             "webhook delivery failed",
             extra={
                 "delivery_id": str(delivery_id),
-                "status": status,
+                "status": outcome.status,
+                "error": outcome.error,
                 "attempt": row["attempts"],
                 "retry_in": retry_in,
             },
         )
-
-
-class PrivateAddress(Exception):
-    pass
-
-
-async def _require_public(url: str) -> None:
-    """Refuse an endpoint whose name resolves to a loopback, private or link-local address
-    (the API refuses such IP literals; a name is only known at delivery time)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise PrivateAddress(f"could not resolve {host}: {exc}") from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise PrivateAddress(f"{host} resolves to {address}, which is not a public address")

@@ -26,7 +26,9 @@ from tests.webhook_receiver import Receiver, serve_receiver
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EphemeralStack]:
     logs = Path(TEST_LOGS) / "webhooks" if TEST_LOGS else None
     with EphemeralStack(tmp_path_factory.mktemp("webhooks"), logs=logs) as running:
+        # The receiver is on loopback: private URLs are allowed only in dev unless told.
         running.start_control_plane(
+            PODIUM_WEBHOOK_ALLOW_PRIVATE_URLS="true",
             PODIUM_WEBHOOK_RETRY_BASE_SECONDS="0.3",
             PODIUM_WEBHOOK_POLL_SECONDS="0.1",
             PODIUM_WEBHOOK_MAX_ATTEMPTS="3",
@@ -214,6 +216,14 @@ async def test_bad_endpoints_are_refused_naming_the_field(
         resp = await api.post("/v1/webhooks/endpoints", headers=tenant.headers, json=body)
         assert resp.status_code == 422, (body, resp.text)
         assert field_name in resp.text
+    # Private URLs are allowed on this stack; cloud metadata services never are.
+    for url in (
+        "http://169.254.169.254/latest",
+        "http://[fd00:ec2::254]/",
+        "http://[::ffff:a9fe:a9fe]/",
+    ):
+        resp = await api.post("/v1/webhooks/endpoints", headers=tenant.headers, json={"url": url})
+        assert (resp.status_code, resp.json()["error"]) == (422, "url_not_allowed"), resp.text
     listed = (await api.get("/v1/webhooks/endpoints", headers=tenant.headers)).json()
     assert "secret" not in json.dumps(listed)
 
