@@ -26,6 +26,8 @@ from control_plane.fleet.admission import Admission
 from control_plane.fleet.router import router as fleet_router
 from control_plane.health.router import router as health_router
 from control_plane.internal.router import router as internal_router
+from control_plane.keys.router import router as keys_router
+from control_plane.keys.service import KeyCache
 from control_plane.limits.limiter import RateLimiter
 from control_plane.livekit_gateway import LiveKitGateway
 from control_plane.metrics import MetricsMiddleware, MetricsRefresher
@@ -41,7 +43,6 @@ from control_plane.slides.router import slide_state_error
 from control_plane.slides.service import SlideService, SlideStateError
 from control_plane.storage import LocalStorage, UrlSigner
 from control_plane.tenants.router import router as tenant_router
-from control_plane.tenants.service import KeyCache
 from control_plane.transcripts.router import router as transcripts_router
 from control_plane.web.router import router as web_router
 from control_plane.webhooks.router import router as webhooks_router
@@ -184,4 +185,5 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
     app.include_router(transcripts_router)
     app.include_router(webhooks_router)
     app.include_router(tenant_router)
+    app.include_router(keys_router)
     return app

@@ -13,6 +13,7 @@ import typer
 from control_plane import db
 from control_plane.cli_decks import decks
 from control_plane.cli_eval import eval_command
+from control_plane.cli_keys import keys
 from control_plane.errors import NotFound
 from control_plane.limits import service as limits
 from control_plane.limits.models import parse_changes
@@ -27,6 +28,7 @@ admin = typer.Typer(
     help="Tenant administration (talks to Postgres directly).", no_args_is_help=True
 )
 app.add_typer(admin, name="admin")
+admin.add_typer(keys, name="keys")
 app.add_typer(decks, name="decks")
 app.command("eval")(eval_command)
 

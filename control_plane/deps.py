@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, TypedDict
+from typing import Annotated, Any, TypedDict
 from uuid import UUID
 
 import asyncpg
@@ -11,11 +11,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from redis.asyncio import Redis
 
 from control_plane.decks.service import DeckService
-from control_plane.errors import Unauthorized
+from control_plane.errors import Forbidden, Unauthorized
 from control_plane.fleet.admission import Admission
+from control_plane.keys.schemas import Scope
+from control_plane.keys.service import Caller, KeyCache, authenticate
 from control_plane.livekit_gateway import LiveKitGateway
 from control_plane.storage import AssetStorage, UrlSigner
-from control_plane.tenants.service import KeyCache, authenticate
 from shared.credentials import CredentialError, verify_session_credential
 from shared.settings import ControlPlaneSettings
 
@@ -85,16 +86,47 @@ _bearer = HTTPBearer(auto_error=False)
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-async def _tenant_id(request: Request, pool: Pool, credentials: Bearer) -> UUID:
+def _key_cache(request: Request) -> KeyCache:
+    cache: KeyCache = request.state.key_cache
+    return cache
+
+
+ApiKeyCache = Annotated[KeyCache, Depends(_key_cache)]
+
+
+async def _caller(request: Request, pool: Pool, credentials: Bearer) -> Caller:
     if credentials is None:
         raise Unauthorized("Missing API key. Send 'Authorization: Bearer <api key>'.")
-    tenant_id = await authenticate(pool, credentials.credentials, request.state.key_cache)
-    if tenant_id is None:
+    caller = await authenticate(pool, credentials.credentials, request.state.key_cache)
+    if caller is None:
         raise Unauthorized("The API key is not valid or has been revoked.")
-    return tenant_id
+    return caller
+
+
+# FastAPI resolves a dependency once per request: a route that needs both the caller's tenant
+# and a scope authenticates its key once.
+ApiCaller = Annotated[Caller, Depends(_caller)]
+
+
+async def _tenant_id(caller: ApiCaller) -> UUID:
+    return caller.tenant_id
 
 
 TenantId = Annotated[UUID, Depends(_tenant_id)]
+
+
+def requires(scope: Scope) -> Any:
+    """A dependency for a router's (or route's) ``dependencies=[...]``: the caller's key must
+    hold ``scope``, else ``403 forbidden`` naming it."""
+
+    async def check(caller: ApiCaller) -> None:
+        if scope not in caller.scopes:
+            raise Forbidden(
+                f"This API key lacks the '{scope}' scope, which this route needs; use a key "
+                "that has it (an admin key can create one: POST /v1/keys)."
+            )
+
+    return Depends(check)
 
 
 def _worker_session_id(settings: Settings, credentials: Bearer) -> UUID:

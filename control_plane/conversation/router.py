@@ -7,12 +7,14 @@ from uuid import UUID
 from fastapi import APIRouter
 
 from control_plane.conversation import repository
-from control_plane.deps import Pool, TenantId
+from control_plane.deps import Pool, TenantId, requires
 from control_plane.errors import NotFound
 from control_plane.sessions import repository as sessions
 from shared.schemas import Escalation
 
-router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+router = APIRouter(
+    prefix="/v1/sessions", tags=["sessions"], dependencies=[requires("records:read")]
+)
 
 
 @router.get("/{session_id}/escalations")

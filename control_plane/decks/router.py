@@ -11,13 +11,13 @@ from starlette.datastructures import UploadFile
 from control_plane.decks.schemas import DeckList, DeckPublic, SearchResults, SlideList
 from control_plane.decks.search import Purpose
 from control_plane.decks.service import DeckUnprocessable
-from control_plane.deps import Decks, TenantId
+from control_plane.deps import Decks, TenantId, requires
 from control_plane.errors import PodiumError
 from control_plane.limits.guards import EvaluationLimit, SearchLimit, UploadLimit
 from shared.evaluation import EvalReport, EvalRequest
 from shared.schemas import NO_NUL
 
-router = APIRouter(prefix="/v1/decks", tags=["decks"])
+router = APIRouter(prefix="/v1/decks", tags=["decks"], dependencies=[requires("decks")])
 
 _UPLOAD_HELP = "multipart/form-data with the deck in a field named 'file' (PDF or .pptx)"
 

@@ -8,7 +8,15 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, status
 
-from control_plane.deps import AdmissionControl, Decks, LiveKit, Pool, Settings, TenantId
+from control_plane.deps import (
+    AdmissionControl,
+    Decks,
+    LiveKit,
+    Pool,
+    Settings,
+    TenantId,
+    requires,
+)
 from control_plane.limits.guards import SessionCreationLimit
 from control_plane.sessions.schemas import (
     ParticipantToken,
@@ -21,7 +29,7 @@ from control_plane.sessions.schemas import (
 from control_plane.sessions.service import SessionService
 from shared.schemas import SessionStatus
 
-router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"], dependencies=[requires("sessions")])
 
 
 def _service(

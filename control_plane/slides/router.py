@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from livekit.api import TokenVerifier
 
-from control_plane.deps import Bearer, Settings, TenantId
+from control_plane.deps import Bearer, Settings, TenantId, requires
 from control_plane.errors import Unauthorized
 from control_plane.limits.guards import ApiSlideChangeLimit, SlideGate
 from control_plane.slides.schemas import TransitionList
@@ -22,6 +22,8 @@ from control_plane.slides.service import RoleNotAllowed, SlideService, SlideStat
 from shared.schemas import SlideChange, SlideState
 
 router = APIRouter(tags=["slides"])
+# The integrator routes need a key with the sessions scope; participants bring their token.
+_SESSIONS = requires("sessions")
 
 REPLAY_HEADER = "Idempotent-Replayed"
 
@@ -89,13 +91,13 @@ def mark_replay(response: Response, replayed: bool) -> None:
         response.headers[REPLAY_HEADER] = "true"
 
 
-@router.get("/v1/sessions/{session_id}/slide")
+@router.get("/v1/sessions/{session_id}/slide", dependencies=[_SESSIONS])
 async def get_slide(tenant_id: TenantId, slides: Slides, session_id: UUID) -> SlideState:
     """The session's current slide."""
     return await slides.get(session_id, tenant_id=tenant_id)
 
 
-@router.post("/v1/sessions/{session_id}/slide")
+@router.post("/v1/sessions/{session_id}/slide", dependencies=[_SESSIONS])
 async def change_slide(
     tenant_id: TenantId,
     slides: Slides,
@@ -113,7 +115,7 @@ async def change_slide(
     return state
 
 
-@router.get("/v1/sessions/{session_id}/transitions")
+@router.get("/v1/sessions/{session_id}/transitions", dependencies=[_SESSIONS])
 async def list_transitions(
     tenant_id: TenantId,
     slides: Slides,

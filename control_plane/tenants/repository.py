@@ -1,4 +1,4 @@
-"""SQL for tenants and API keys."""
+"""SQL for tenants (their API keys: ``control_plane.keys.repository``)."""
 
 from __future__ import annotations
 
@@ -10,27 +10,6 @@ import asyncpg
 async def insert_tenant(conn: asyncpg.Connection, name: str) -> UUID:
     tenant_id: UUID = await conn.fetchval(
         "INSERT INTO tenants (name) VALUES ($1) RETURNING id", name
-    )
-    return tenant_id
-
-
-async def insert_api_key(
-    conn: asyncpg.Connection, tenant_id: UUID, prefix: str, key_hash: bytes
-) -> UUID:
-    key_id: UUID = await conn.fetchval(
-        "INSERT INTO api_keys (tenant_id, prefix, key_hash) VALUES ($1, $2, $3) RETURNING id",
-        tenant_id,
-        prefix,
-        key_hash,
-    )
-    return key_id
-
-
-async def tenant_for_key_hash(
-    conn: asyncpg.Connection | asyncpg.Pool, key_hash: bytes
-) -> UUID | None:
-    tenant_id: UUID | None = await conn.fetchval(
-        "SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", key_hash
     )
     return tenant_id
 
@@ -61,3 +40,10 @@ async def set_avatar(
         "UPDATE tenants SET avatar = $2 WHERE id = $1", tenant_id, avatar
     )
     return done.endswith(" 1")
+
+
+async def exists(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: UUID) -> bool:
+    found: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)", tenant_id
+    )
+    return found

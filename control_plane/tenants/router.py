@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from control_plane.deps import Pool, TenantId
+from control_plane.deps import Pool, TenantId, requires
 from control_plane.tenants import service
 from shared.schemas import AvatarStyle
 
-router = APIRouter(prefix="/v1/tenant", tags=["tenant"])
+router = APIRouter(prefix="/v1/tenant", tags=["tenant"], dependencies=[requires("admin")])
 
 
 @router.get("/avatar")

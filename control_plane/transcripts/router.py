@@ -11,7 +11,7 @@ import asyncpg
 from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import FileResponse, StreamingResponse
 
-from control_plane.deps import Pool, Storage, TenantId
+from control_plane.deps import Pool, Storage, TenantId, requires
 from control_plane.errors import NotFound
 from control_plane.sessions import repository as sessions
 from control_plane.transcripts import repository, vtt
@@ -24,7 +24,9 @@ from control_plane.transcripts.schemas import (
 )
 from shared.schemas import StoredTurn
 
-router = APIRouter(prefix="/v1/sessions", tags=["session records"])
+router = APIRouter(
+    prefix="/v1/sessions", tags=["session records"], dependencies=[requires("records:read")]
+)
 
 Limit = Annotated[int, Query(ge=1, le=500, description="Items per page.")]
 After = Annotated[int, Query(ge=0, le=2**31 - 1, description="Cursor: the last position seen.")]

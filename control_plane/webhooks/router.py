@@ -10,7 +10,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, status
 
-from control_plane.deps import Pool, Settings, TenantId
+from control_plane.deps import Pool, Settings, TenantId, requires
 from control_plane.errors import NotFound, PodiumError
 from control_plane.limits.service import check_webhook_endpoints, limits_for
 from control_plane.webhooks import repository
@@ -26,7 +26,7 @@ from control_plane.webhooks.schemas import (
 )
 from control_plane.webhooks.signing import new_secret
 
-router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], dependencies=[requires("webhooks")])
 
 
 class UnsafeUrl(PodiumError):

@@ -57,12 +57,26 @@ def test_garbage_credential_is_rejected(garbage: str) -> None:
 
 
 def test_key_cache_serves_hits_until_they_expire() -> None:
-    from control_plane.tenants.service import KeyCache
+    from control_plane.keys.service import Caller, KeyCache
 
-    tenant = uuid.uuid4()
+    caller = Caller(uuid.uuid4(), uuid.uuid4(), frozenset({"decks"}))
     cache = KeyCache(ttl_s=0.05)
-    cache.put(b"digest", tenant)
-    assert cache.get(b"digest") == tenant
+    cache.put(b"digest", caller)
+    assert cache.get(b"digest") == caller
     assert cache.get(b"other") is None
     time.sleep(0.06)
     assert cache.get(b"digest") is None
+
+
+def test_key_cache_keeps_a_key_no_longer_than_its_scheduled_revocation() -> None:
+    from control_plane.keys.service import Caller, KeyCache
+
+    rotated, kept = (Caller(uuid.uuid4(), uuid.uuid4(), frozenset({"admin"})) for _ in range(2))
+    cache = KeyCache(ttl_s=60)
+    cache.put(b"rotated", rotated, expires_in_s=0.05)
+    cache.put(b"kept", kept)
+    time.sleep(0.06)
+    assert cache.get(b"rotated") is None
+    assert cache.get(b"kept") == kept
+    cache.forget(kept.key_id)
+    assert cache.get(b"kept") is None
