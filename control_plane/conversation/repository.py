@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -141,10 +142,23 @@ async def record_escalation(
 
 
 async def list_escalations(
-    conn: asyncpg.Connection | asyncpg.Pool, session_id: UUID
+    conn: asyncpg.Connection | asyncpg.Pool,
+    session_id: UUID,
+    *,
+    after: tuple[datetime, UUID] | None,
+    limit: int,
 ) -> list[Escalation]:
+    """Oldest first, the first ``limit`` after the (created_at, id) key ``after``."""
     rows = await conn.fetch(
-        f"SELECT {_ESCALATION_COLUMNS} FROM escalations WHERE session_id = $1 ORDER BY created_at",
+        f"""
+        SELECT {_ESCALATION_COLUMNS} FROM escalations
+        WHERE session_id = $1
+          AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3::uuid))
+        ORDER BY created_at, id LIMIT $4
+        """,
         session_id,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit,
     )
     return [_escalation(r) for r in rows]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -80,42 +81,76 @@ async def list_messages(
     return rows
 
 
+async def first_spoken(
+    conn: asyncpg.Connection | asyncpg.Pool, session_id: UUID
+) -> datetime | None:
+    """When the session's earliest line began (its measured start, else its arrival)."""
+    found: datetime | None = await conn.fetchval(
+        "SELECT min(coalesce(started_at, created_at)) FROM session_messages WHERE session_id = $1",
+        session_id,
+    )
+    return found
+
+
+# A timeline position: (at, source, key) with source 1 slide transitions, 2 escalations,
+# 3 audit events, and key the row's id as text (bigint ids zero-padded so text order is number
+# order). START is before every position.
+EventKey = tuple[datetime, int, str]
+EVENTS_START: EventKey = (datetime.min.replace(tzinfo=UTC), 0, "")
+
+
 async def list_events(
     conn: asyncpg.Connection | asyncpg.Pool,
     session_id: UUID,
     *,
-    offset: int,
+    after: EventKey = EVENTS_START,
     limit: int,
 ) -> list[dict[str, Any]]:
-    """Slide transitions, escalations and lifecycle (audit) events, in time order."""
+    """Slide transitions, escalations and lifecycle (audit) events in time order, the first
+    ``limit`` after the position ``after``; each with its ``position`` for the next page."""
     rows = await conn.fetch(
         """
-        SELECT * FROM (
-            SELECT created_at AS at, 'slide.' || action AS type, actor,
-                   jsonb_build_object('version', version, 'from_index', from_index,
-                                      'to_index', to_index, 'paused', paused,
-                                      'reason', reason) AS data,
-                   1 AS source, id AS ord
-            FROM slide_transitions WHERE session_id = $1
+        SELECT at, type, actor, data, source, key FROM (
+            (SELECT created_at AS at, 'slide.' || action AS type, actor,
+                    jsonb_build_object('version', version, 'from_index', from_index,
+                                       'to_index', to_index, 'paused', paused,
+                                       'reason', reason) AS data,
+                    1 AS source, lpad(id::text, 20, '0') AS key
+             FROM slide_transitions
+             WHERE session_id = $1 AND created_at >= $2
+               AND (created_at, 1, lpad(id::text, 20, '0')) > ($2, $3, $4)
+             ORDER BY created_at, id LIMIT $5)
             UNION ALL
-            SELECT created_at, 'escalation.requested', 'agent',
-                   jsonb_build_object('escalation_id', id, 'reason', reason,
-                                      'slide_index', slide_index),
-                   2, 0
-            FROM escalations WHERE session_id = $1
+            (SELECT created_at, 'escalation.requested', 'agent',
+                    jsonb_build_object('escalation_id', id, 'reason', reason,
+                                       'slide_index', slide_index),
+                    2, id::text
+             FROM escalations
+             WHERE session_id = $1 AND created_at >= $2
+               AND (created_at, 2, id::text) > ($2, $3, $4)
+             ORDER BY created_at, id::text LIMIT $5)
             UNION ALL
-            SELECT created_at, type, actor, data, 3, id
-            FROM audit_events WHERE session_id = $1
+            (SELECT created_at, type, actor, data, 3, lpad(id::text, 20, '0')
+             FROM audit_events
+             WHERE session_id = $1 AND created_at >= $2
+               AND (created_at, 3, lpad(id::text, 20, '0')) > ($2, $3, $4)
+             ORDER BY created_at, id LIMIT $5)
         ) timeline
-        ORDER BY at, source, ord
-        OFFSET $2 LIMIT $3
+        ORDER BY at, source, key LIMIT $5
         """,
         session_id,
-        offset,
+        *after,
         limit,
     )
     return [
-        {"at": r["at"], "type": r["type"], "actor": r["actor"], "data": r["data"]} for r in rows
+        {
+            "at": r["at"],
+            "type": r["type"],
+            "actor": r["actor"],
+            "data": r["data"],
+            "position": (r["at"], r["source"], r["key"]),
+        }
+        for r in rows
     ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -11,6 +12,7 @@ import asyncpg
 from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import FileResponse, StreamingResponse
 
+from control_plane import pagination
 from control_plane.deps import Pool, Storage, TenantId, requires
 from control_plane.errors import NotFound
 from control_plane.sessions import repository as sessions
@@ -28,7 +30,8 @@ router = APIRouter(
     prefix="/v1/sessions", tags=["session records"], dependencies=[requires("records:read")]
 )
 
-Limit = Annotated[int, Query(ge=1, le=500, description="Items per page.")]
+MAX_PAGE = 500
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Items per page, at most {MAX_PAGE}.")]
 After = Annotated[int, Query(ge=0, le=2**31 - 1, description="Cursor: the last position seen.")]
 VTT_TYPE = "text/vtt"
 
@@ -61,16 +64,40 @@ async def transcript(
     answers) and heard. WebVTT holds the whole session in one document."""
     row = await _session(pool, tenant_id, session_id)
     if format == "vtt" or (format is None and VTT_TYPE in (accept or "")):
-        lines = await repository.list_messages(pool, session_id, after=0, limit=100_000)
-        body = vtt.render(row["started_at"] or row["created_at"], lines)
-        return Response(body, media_type=f"{VTT_TYPE}; charset=utf-8")
-    lines = await repository.list_messages(pool, session_id, after=after, limit=limit)
+        zero = vtt.origin(
+            row["started_at"] or row["created_at"],
+            await repository.first_spoken(pool, session_id),
+        )
+        return StreamingResponse(
+            _webvtt(pool, session_id, zero), media_type=f"{VTT_TYPE}; charset=utf-8"
+        )
+    lines = await repository.list_messages(pool, session_id, after=after, limit=limit + 1)
+    page = lines[:limit]
     return Transcript(
         session_id=session_id,
         status=row["status"],
-        items=[TranscriptLine(**dict(line)) for line in lines],
-        next_after=lines[-1]["seq"] if len(lines) == limit else None,
+        items=[TranscriptLine(**dict(line)) for line in page],
+        next_after=page[-1]["seq"] if len(lines) > limit else None,
     )
+
+
+async def _webvtt(
+    pool: asyncpg.Pool, session_id: UUID, zero: datetime | None
+) -> AsyncIterator[str]:
+    """The WebVTT document, a page of cues at a time."""
+    yield vtt.HEADER
+    if zero is None:
+        return
+    cues = vtt.Cues(zero)
+    async for page in _messages(pool, session_id):
+        yield cues.write(page)
+
+
+async def _messages(pool: asyncpg.Pool, session_id: UUID) -> AsyncIterator[list[asyncpg.Record]]:
+    after = 0
+    while page := await repository.list_messages(pool, session_id, after=after, limit=MAX_PAGE):
+        yield page
+        after = page[-1]["seq"]
 
 
 @router.get("/{session_id}/turns")
@@ -79,11 +106,12 @@ async def turns(
 ) -> TurnPage:
     """The turn log: each answer with the user's words, tool calls, slides and timings."""
     await _session(pool, tenant_id, session_id)
-    items = await repository.list_turns(pool, session_id, after=after, limit=limit)
+    items = await repository.list_turns(pool, session_id, after=after, limit=limit + 1)
+    page = items[:limit]
     return TurnPage(
         session_id=session_id,
-        items=items,
-        next_after=items[-1].number if len(items) == limit else None,
+        items=page,
+        next_after=page[-1].number if len(items) > limit else None,
     )
 
 
@@ -106,16 +134,18 @@ async def events(
     tenant_id: TenantId,
     pool: Pool,
     session_id: UUID,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    cursor: pagination.Cursor = None,
     limit: Limit = 100,
 ) -> EventPage:
     """Slide transitions, escalations and lifecycle events (created, agent lost, ended…)."""
     await _session(pool, tenant_id, session_id)
-    found = await repository.list_events(pool, session_id, offset=offset, limit=limit)
+    after = pagination.decode(cursor, datetime, int, str) if cursor else repository.EVENTS_START
+    found = await repository.list_events(pool, session_id, after=after, limit=limit + 1)
+    page = found[:limit]
     return EventPage(
         session_id=session_id,
-        items=[SessionEvent(**e) for e in found],
-        next_offset=offset + len(found) if len(found) == limit else None,
+        items=[SessionEvent(**e) for e in page],
+        next_cursor=pagination.encode(*page[-1]["position"]) if len(found) > limit else None,
     )
 
 
@@ -153,6 +183,8 @@ async def export(tenant_id: TenantId, pool: Pool, session_id: UUID) -> Streaming
     row = await _session(pool, tenant_id, session_id)
 
     async def lines() -> AsyncIterator[str]:
+        # A page of lines per chunk, each page read after the last key of the one before:
+        # memory stays at one page however long the session was.
         head = {k: row[k] for k in ("tenant_id", "room", "status", "deck_id", "metadata")}
         yield _line(
             {
@@ -162,21 +194,29 @@ async def export(tenant_id: TenantId, pool: Pool, session_id: UUID) -> Streaming
                 **{k: row[k] for k in ("created_at", "started_at", "ended_at", "end_reason")},
             }
         )
-        after = 0
-        while page := await repository.list_messages(pool, session_id, after=after, limit=500):
-            for line in page:
-                yield _line({"type": "message", **dict(line)})
-            after = page[-1]["seq"]
+        async for page in _messages(pool, session_id):
+            yield "".join(_line({"type": "message", **dict(line)}) for line in page)
         after = 0
         while turns := await repository.list_turns(pool, session_id, after=after, limit=200):
-            for t in turns:
-                yield t.model_dump_json() + "\n"
+            yield "".join(t.model_dump_json() + "\n" for t in turns)
             after = turns[-1].number
-        offset = 0
-        while found := await repository.list_events(pool, session_id, offset=offset, limit=500):
-            for e in found:
-                yield _line({**e, "type": "event", "event": e["type"]})
-            offset += len(found)
+        position = repository.EVENTS_START
+        while found := await repository.list_events(
+            pool, session_id, after=position, limit=MAX_PAGE
+        ):
+            yield "".join(
+                _line(
+                    {
+                        "at": e["at"],
+                        "type": "event",
+                        "event": e["type"],
+                        "actor": e["actor"],
+                        "data": e["data"],
+                    }
+                )
+                for e in found
+            )
+            position = found[-1]["position"]
 
     return StreamingResponse(
         lines(),

@@ -48,4 +48,4 @@ class SessionEvent(BaseModel):
 class EventPage(BaseModel):
     session_id: UUID
     items: list[SessionEvent]
-    next_offset: int | None
+    next_cursor: str | None = Field(description="Pass as 'cursor' for the next page; null: done.")

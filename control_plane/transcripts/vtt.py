@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-
-import asyncpg
+from typing import Any
 
 # A message whose speaking times were not measured gets a cue this long.
 _DEFAULT_CUE = timedelta(seconds=2)
@@ -24,23 +24,48 @@ def _escape(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if line.strip())
 
 
-def render(origin: datetime | None, lines: list[asyncpg.Record]) -> str:
-    out = ["WEBVTT", ""]
-    if not lines:
-        return "\n".join(out)
-    start_of = [line["started_at"] or line["created_at"] for line in lines]
-    zero = min([origin, *start_of] if origin else start_of)
-    previous_start = timedelta(0)
-    for line, started in zip(lines, start_of, strict=True):
-        begin = max(started - zero, previous_start)
-        ended = line["ended_at"]
-        end = ended - zero if ended is not None and ended > started else begin + _DEFAULT_CUE
-        if end <= begin:  # shifted after the previous cue, or its times were inconsistent
-            end = begin + _DEFAULT_CUE
-        speaker = "User" if line["role"] == "user" else "Presenter"
-        out.append(str(line["seq"]))
-        out.append(f"{_stamp(begin)} --> {_stamp(end)}")
-        out.append(f"<v {speaker}>{_escape(line['text'])}")
-        out.append("")
-        previous_start = begin
-    return "\n".join(out)
+HEADER = "WEBVTT\n"
+
+
+class Cues:
+    """Writes a transcript's cues page by page (a long session's transcript is streamed, never
+    held whole): ``zero`` is the transcript's time origin, and each cue starts no earlier than
+    the one before it, across pages too."""
+
+    def __init__(self, zero: datetime) -> None:
+        self._zero = zero
+        self._previous_start = timedelta(0)
+
+    def write(self, lines: Sequence[Mapping[str, Any]]) -> str:
+        out: list[str] = []
+        for line in lines:
+            started = line["started_at"] or line["created_at"]
+            begin = max(started - self._zero, self._previous_start)
+            ended = line["ended_at"]
+            end = (
+                ended - self._zero
+                if ended is not None and ended > started
+                else begin + _DEFAULT_CUE
+            )
+            if end <= begin:  # shifted after the previous cue, or its times were inconsistent
+                end = begin + _DEFAULT_CUE
+            speaker = "User" if line["role"] == "user" else "Presenter"
+            # A blank line ends the previous cue (or the header).
+            out.append(
+                f"\n{line['seq']}\n{_stamp(begin)} --> {_stamp(end)}\n"
+                f"<v {speaker}>{_escape(line['text'])}\n"
+            )
+            self._previous_start = begin
+        return "".join(out)
+
+
+def origin(*times: datetime | None) -> datetime | None:
+    """Cue times count from the earliest of these: the session's start, its first line (one
+    stored before the session was marked started begins earlier)."""
+    return min((t for t in times if t is not None), default=None)
+
+
+def render(session_start: datetime | None, lines: Sequence[Mapping[str, Any]]) -> str:
+    """The whole document at once, for a transcript already in memory."""
+    zero = origin(session_start, *(line["started_at"] or line["created_at"] for line in lines))
+    return HEADER + (Cues(zero).write(lines) if zero is not None else "")

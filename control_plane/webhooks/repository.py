@@ -9,10 +9,13 @@ from uuid import UUID, uuid4
 import asyncpg
 
 _ENDPOINT = "id, tenant_id, url, events, enabled, created_at"
-_DELIVERY = (
+# The log lists deliveries without their payloads (each up to an escalation's transcript);
+# one delivery is read whole.
+_DELIVERY_SUMMARY = (
     "id, endpoint_id, event_id, event_type, status, attempts, last_status, last_error, "
-    "next_attempt_at, created_at, delivered_at, payload"
+    "next_attempt_at, created_at, delivered_at"
 )
+_DELIVERY = f"{_DELIVERY_SUMMARY}, payload"
 
 Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
@@ -59,7 +62,7 @@ async def list_deliveries(
 ) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(
         f"""
-        SELECT {_DELIVERY} FROM webhook_deliveries
+        SELECT {_DELIVERY_SUMMARY} FROM webhook_deliveries
         WHERE tenant_id = $1
           AND ($2::uuid IS NULL OR endpoint_id = $2)
           AND ($3::text IS NULL OR status = $3)

@@ -19,6 +19,7 @@ from control_plane.webhooks.schemas import (
     Delivery,
     DeliveryList,
     DeliveryStatus,
+    DeliverySummary,
     EndpointCreate,
     EndpointCreated,
     EndpointPublic,
@@ -80,6 +81,9 @@ async def delete_endpoint(tenant_id: TenantId, pool: Pool, endpoint_id: UUID) ->
         raise NotFound(f"Webhook endpoint {endpoint_id} was not found.")
 
 
+MAX_PAGE = 200
+
+
 @router.get("/deliveries")
 async def list_deliveries(
     tenant_id: TenantId,
@@ -88,9 +92,12 @@ async def list_deliveries(
     status: DeliveryStatus | None = None,
     event_type: EventType | None = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_PAGE, description=f"Items per page, at most {MAX_PAGE}.")
+    ] = 50,
 ) -> DeliveryList:
-    """The delivery log, newest first: every attempt's outcome and the payload sent."""
+    """The delivery log, newest first: every delivery's status and its last attempt's outcome
+    (the payload sent: ``GET /v1/webhooks/deliveries/{id}``)."""
     rows = await repository.list_deliveries(
         pool,
         tenant_id,
@@ -98,11 +105,12 @@ async def list_deliveries(
         status=status,
         event_type=event_type,
         before=_decode(cursor) if cursor else None,
-        limit=limit,
+        limit=limit + 1,
     )
-    last = rows[-1] if len(rows) == limit else None
+    page = rows[:limit]
+    last = page[-1] if len(rows) > limit else None
     return DeliveryList(
-        items=[Delivery(**repository.as_dict(r)) for r in rows],
+        items=[DeliverySummary(**repository.as_dict(r)) for r in page],
         next_cursor=_encode(last["created_at"], last["id"]) if last else None,
     )
 

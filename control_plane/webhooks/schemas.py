@@ -59,7 +59,9 @@ class EndpointCreated(EndpointPublic):
     )
 
 
-class Delivery(BaseModel):
+class DeliverySummary(BaseModel):
+    """A delivery in the log (its payload: ``GET /v1/webhooks/deliveries/{id}``)."""
+
     delivery_id: UUID
     endpoint_id: UUID
     event_id: UUID
@@ -71,9 +73,12 @@ class Delivery(BaseModel):
     next_attempt_at: datetime | None
     created_at: datetime
     delivered_at: datetime | None
+
+
+class Delivery(DeliverySummary):
     payload: dict[str, Any]
 
 
 class DeliveryList(BaseModel):
-    items: list[Delivery]
-    next_cursor: str | None
+    items: list[DeliverySummary]
+    next_cursor: str | None = Field(description="Pass as 'cursor' for the next page; null: done.")

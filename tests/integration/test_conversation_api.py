@@ -141,7 +141,7 @@ async def test_an_escalation_carries_the_transcript_and_is_recorded_once(
 
     listed = await api.get(f"/v1/sessions/{live.sid}/escalations", headers=owner.headers)
     assert listed.status_code == 200
-    [record] = listed.json()
+    [record] = listed.json()["items"]
     assert (record["reason"], record["slide_index"]) == ("The user asked about discounts.", 1)
     stranger = control_plane.create_tenant("stranger")
     hidden = await api.get(f"/v1/sessions/{live.sid}/escalations", headers=stranger.headers)

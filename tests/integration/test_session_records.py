@@ -219,7 +219,10 @@ async def test_events_list_slides_escalations_and_lifecycle_in_order(
     assert events["items"][-3]["data"]["to_index"] == 2
     assert events["items"][-2]["data"]["reason"] == "wants a human"
     page = (await api.get(f"{live.public}/events?limit=2", headers=live.owner.headers)).json()
-    assert page["next_offset"] == 2
+    rest = await api.get(
+        f"{live.public}/events", params={"cursor": page["next_cursor"]}, headers=live.owner.headers
+    )
+    assert page["items"] + rest.json()["items"] == events["items"]
 
 
 async def test_session_list_filters_and_pages(
