@@ -33,6 +33,7 @@ from control_plane.livekit_gateway import LiveKitGateway
 from control_plane.metrics import MetricsMiddleware, MetricsRefresher
 from control_plane.metrics import router as metrics_router
 from control_plane.migrate import apply_migrations
+from control_plane.sessions.dispatch_check import DispatchWatchdog
 from control_plane.sessions.lifecycle import LifecycleSweeper
 from control_plane.sessions.liveness import JobLiveness, Watchdog
 from control_plane.sessions.resume import Resumer
@@ -139,6 +140,7 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
                     grace_s=settings.job_silence_seconds,
                 ),
                 LifecycleSweeper(pool, gateway, settings),
+                DispatchWatchdog(pool, gateway, settings),
                 WebhookSender(pool, settings),
             ):
                 application.state.slides = slides

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
@@ -124,7 +125,21 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _redis_error(request: Request, exc: Exception) -> JSONResponse:
+    # Postgres holds the truth, so most routes never need Redis; the few that do (the fleet
+    # view, a job's liveness report) answer a retryable 503 while it is away, never a 500.
+    logger.warning(
+        "redis unavailable", extra={"route": request.url.path, "error": type(exc).__name__}
+    )
+    return JSONResponse(
+        _body("upstream_unavailable", "A dependency (Redis) did not answer; retry shortly."),
+        status_code=503,
+        headers={"Retry-After": "2"},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PodiumError, _podium_error)
+    app.add_exception_handler(RedisError, _redis_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -106,6 +106,21 @@ class LiveKitGateway:
         except (api.TwirpError, aiohttp.ClientError, TimeoutError) as exc:
             raise UpstreamUnavailable("The media server did not accept the dispatch.") from exc
 
+    async def presenter_dispatched(self, room: str) -> bool | None:
+        """Whether a worker holds (or is starting) a job from the room's presenter dispatches;
+        None when the room has no dispatch of the presenter at all. livekit-server drops a
+        dispatch that no worker accepts (none free, or every one refused): it then has no job
+        and is never sent again."""
+        try:
+            found = await self._client.agent_dispatch.list_dispatch(room)
+        except (api.TwirpError, aiohttp.ClientError, TimeoutError) as exc:
+            raise UpstreamUnavailable("The media server did not list the dispatches.") from exc
+        ours = [d for d in found if d.agent_name == self._agent_name]
+        if not ours:
+            return None
+        live = (api.JobStatus.JS_PENDING, api.JobStatus.JS_RUNNING)
+        return any(job.state.status in live for d in ours for job in d.state.jobs)
+
     async def room_occupants(self, room: str) -> tuple[int, int]:
         """(people, agents) in the room; (0, 0) when the room is gone."""
         try:

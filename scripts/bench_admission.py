@@ -97,9 +97,10 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--plot", type=Path, default=ROOT / "docs/benchmarks/admission.png")
+    parser.add_argument("--logs", type=Path, help="keep the services' logs in this folder")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp, EphemeralStack(Path(tmp)) as stack:
+    with tempfile.TemporaryDirectory() as tmp, EphemeralStack(Path(tmp), logs=args.logs) as stack:
         stack.start_control_plane()
         stack.start_worker("worker", PODIUM_HEARTBEAT_INTERVAL_SECONDS="1")
         noisy, quiet = stack.create_tenant("tenant-a"), stack.create_tenant("tenant-b")

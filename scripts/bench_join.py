@@ -83,6 +83,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=10, help="sessions per mode")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs/benchmarks/join.png")
+    parser.add_argument("--logs", type=Path, help="keep the services' logs in this folder")
     args = parser.parse_args()
 
     results: dict[str, list[float]] = {}
@@ -92,7 +93,7 @@ def main() -> None:
         ("cold", "0", "on_create"),
         ("warm on_join", "2", "on_join"),
     )
-    with tempfile.TemporaryDirectory() as tmp, EphemeralStack(Path(tmp)) as stack:
+    with tempfile.TemporaryDirectory() as tmp, EphemeralStack(Path(tmp), logs=args.logs) as stack:
         tenant: TenantKey | None = None
         for label, idle, dispatch in runs:
             if stack.api_process is not None:

@@ -214,6 +214,13 @@ class ControlPlaneSettings(_Base):
         ge=0,
         description="With Redis down, admit against the last fleet size seen this recently.",
     )
+    dispatch_check_seconds: float = Field(
+        default=2,
+        gt=0,
+        le=60,
+        description="How often sessions still waiting for their presenter are checked, and "
+        "dispatched again when livekit-server dropped their dispatch.",
+    )
     dispatch_mode: Literal["on_create", "on_join"] = Field(
         default="on_create",
         description="Dispatch the presenter when the session is created, or when its first "

@@ -20,7 +20,10 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(pool: Pool, redis: RedisClient) -> JSONResponse:
-    """Ready to serve: Postgres and Redis both answer within a second."""
+    """Ready to serve while Postgres answers (within a second): it holds every session, deck and
+    record. Redis only speeds things up and shares counters between replicas; without it the
+    API keeps working (slower paths, per-replica rate limits, admission from the last fleet
+    size seen), so a Redis outage reports ``degraded`` and keeps the replica in service."""
     checks: dict[str, str] = {}
     try:
         async with asyncio.timeout(1):
@@ -34,8 +37,12 @@ async def readyz(pool: Pool, redis: RedisClient) -> JSONResponse:
         checks["redis"] = "ok"
     except Exception as exc:
         checks["redis"] = f"error: {type(exc).__name__}"
-    ready = all(v == "ok" for v in checks.values())
+    if checks["postgres"] != "ok":
+        status = "not_ready"
+    elif checks["redis"] != "ok":
+        status = "degraded"
+    else:
+        status = "ready"
     return JSONResponse(
-        {"status": "ready" if ready else "not_ready", "checks": checks},
-        status_code=200 if ready else 503,
+        {"status": status, "checks": checks}, status_code=503 if status == "not_ready" else 200
     )

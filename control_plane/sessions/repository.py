@@ -50,7 +50,9 @@ async def insert_session(
 
 async def lock_tenant(conn: asyncpg.Connection, tenant_id: UUID) -> None:
     """Serialise this transaction with the tenant's other session creations (any replica)."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text, 0))", tenant_id)
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text, 0))", tenant_id
+    )
 
 
 async def count_open_for_tenant(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: UUID) -> int:
@@ -58,6 +60,24 @@ async def count_open_for_tenant(conn: asyncpg.Connection | asyncpg.Pool, tenant_
         "SELECT count(*) FROM sessions WHERE tenant_id = $1 AND status <> 'ended'", tenant_id
     )
     return int(n)
+
+
+async def waiting_for_presenter(
+    conn: asyncpg.Connection | asyncpg.Pool, *, older_than_s: float, younger_than_s: float
+) -> list[asyncpg.Record]:
+    """Dispatched sessions whose presenter has not joined yet, oldest first (bounded)."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """
+        SELECT id, tenant_id, room FROM sessions
+        WHERE status = 'created' AND dispatch_count >= 1
+          AND created_at < now() - make_interval(secs => $1)
+          AND created_at > now() - make_interval(secs => $2)
+        ORDER BY created_at LIMIT 100
+        """,
+        older_than_s,
+        younger_than_s,
+    )
+    return rows
 
 
 async def claim_first_dispatch(

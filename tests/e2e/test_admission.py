@@ -272,3 +272,47 @@ async def test_dispatch_on_join_sends_the_presenter_when_the_first_participant_a
     finally:
         fleet.api_process.stop(20)
         fleet.start_control_plane(**CONTROL_PLANE_ENV)
+
+
+async def test_a_dispatch_no_worker_took_is_sent_again_once_a_slot_frees(
+    fleet: EphemeralStack, api: httpx.AsyncClient
+) -> None:
+    # Admission off stands in for the race it cannot close (the worker's own count of its
+    # slots lagging the heartbeats): livekit-server offers the fourth session to a full worker,
+    # which refuses it, and drops the dispatch.
+    assert fleet.api_process is not None
+    fleet.api_process.stop(20)
+    fleet.start_control_plane(
+        **{**CONTROL_PLANE_ENV, "PODIUM_SESSION_NO_SHOW_SECONDS": "60"},
+        PODIUM_ADMISSION_ENABLED="false",
+        PODIUM_DISPATCH_CHECK_SECONDS="1",
+    )
+    tenant = fleet.create_tenant("dropped")
+    sessions = []
+    try:
+        for _ in range(SLOTS + 1):
+            resp = await _create(api, tenant)
+            assert resp.status_code == 201, resp.text
+            sessions.append(resp.json())
+            await asyncio.sleep(0.5)  # each job starts before the next offer
+        last = sessions[-1]
+        await asyncio.sleep(3)
+        lk = LiveKitAPI(
+            fleet.livekit.url.replace("ws://", "http://"),
+            fleet.livekit.api_key,
+            fleet.livekit.api_secret,
+        )
+        try:
+            dispatches = await lk.agent_dispatch.list_dispatch(last["room"])
+        finally:
+            await lk.aclose()
+        assert not [job for d in dispatches for job in d.state.jobs], "a full worker took it"
+        await _end_all(api, tenant, sessions[:1])  # a slot frees
+        heard = await listen_for_agent_voice(last["livekit_url"], last["token"], timeout_s=30)
+        assert heard.agent_identity
+        events = await api.get(f"/v1/sessions/{last['session_id']}/events", headers=tenant.headers)
+        assert "dispatch.retried" in {e["type"] for e in events.json()["items"]}
+    finally:
+        await _end_all(api, tenant, sessions[1:])
+        fleet.api_process.stop(20)
+        fleet.start_control_plane(**CONTROL_PLANE_ENV)
