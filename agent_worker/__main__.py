@@ -66,6 +66,12 @@ def main() -> int:
         problems = [f"{'.'.join(map(str, e['loc'])) or '-'}: {e['msg']}" for e in exc.errors()]
         logger.error("invalid settings", extra={"problems": problems})
         return 2
+    if weak := settings.weak_secrets():  # only PODIUM_ENVIRONMENT=dev gets this far with them
+        logger.warning(
+            "PODIUM_ENVIRONMENT=dev: running with public development secrets; "
+            "never expose this worker",
+            extra={"secrets": weak},
+        )
     if settings.avatar_provider in VENDORS:
         try:
             check_vendor(settings.avatar_provider, VendorAvatarSettings())

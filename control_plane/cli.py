@@ -9,6 +9,7 @@ from typing import Annotated
 from uuid import UUID
 
 import typer
+from pydantic import ValidationError
 
 from control_plane import db
 from control_plane.cli_decks import decks
@@ -22,6 +23,8 @@ from control_plane.migrate import apply_migrations
 from control_plane.tenants import repository as tenants
 from control_plane.tenants.service import create_tenant
 from shared.settings import ControlPlaneSettings
+
+logger = logging.getLogger("control_plane")
 
 app = typer.Typer(help="Podium: a slide-aware AI presenter.", no_args_is_help=True)
 admin = typer.Typer(
@@ -45,6 +48,12 @@ def serve(
 
     settings = ControlPlaneSettings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if weak := settings.weak_secrets():  # only PODIUM_ENVIRONMENT=dev gets this far with them
+        logger.warning(
+            "PODIUM_ENVIRONMENT=dev: running with public development secrets; "
+            "never expose this control plane",
+            extra={"secrets": weak},
+        )
     uvicorn.run(
         create_app(settings),
         host=host or settings.host,
@@ -187,4 +196,17 @@ def replay(ctx: typer.Context) -> None:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except ValidationError as exc:
+        if exc.title != ControlPlaneSettings.__name__:
+            raise
+        # The settings refuse to start (e.g. public secrets outside dev): say why, no traceback.
+        # Their errors never echo an input value (hide_input_in_errors), so no secret is shown.
+        for error in exc.errors():
+            where = ".".join(map(str, error["loc"]))
+            problem = error["msg"].removeprefix("Value error, ")
+            typer.echo(
+                f"error: invalid settings: {f'{where}: ' if where else ''}{problem}", err=True
+            )
+        raise SystemExit(2) from None

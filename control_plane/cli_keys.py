@@ -17,6 +17,7 @@ from uuid import UUID
 
 import asyncpg
 import typer
+from pydantic import ValidationError
 
 from control_plane import db
 from control_plane.errors import PodiumError
@@ -59,6 +60,8 @@ def _run(tenant_id: UUID, work: Callable[[asyncpg.Connection], Awaitable[T]]) ->
 
     try:
         return asyncio.run(run())
+    except ValidationError:
+        raise  # refused settings: `podium` itself reports them
     except (PodiumError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

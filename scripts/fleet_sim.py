@@ -272,8 +272,8 @@ def main() -> None:
         Policy("headroom 4 + 50 %", 4, 0.5),
         Policy("headroom 8 + 50 %", 8, 0.5),
     ]
-    defaults = ControlPlaneSettings()
-    chosen = (defaults.fleet_headroom_sessions, defaults.fleet_headroom_ratio)
+    fields = ControlPlaneSettings.model_fields
+    chosen = (fields["fleet_headroom_sessions"].default, fields["fleet_headroom_ratio"].default)
     policies = [
         Policy(f"{p.name} (default)", p.headroom_sessions, p.headroom_ratio)
         if (p.headroom_sessions, p.headroom_ratio) == chosen

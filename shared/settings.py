@@ -1,7 +1,8 @@
 """Configuration for both services, read once from the environment at each composition root.
 
 Every variable is prefixed ``PODIUM_``. Defaults are the local, offline development stack that
-``scripts/dev`` starts; production must set real secrets (placeholders refuse to start).
+``scripts/dev`` starts, secrets included; those secrets are public, so they are accepted only
+when ``PODIUM_ENVIRONMENT=dev`` says so. Unset, the environment is ``prod``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,14 @@ DEFAULT_AGENT_NAME = "podium-presenter"
 # The web client's bundle as `scripts/bootstrap` builds it in a source checkout.
 DEFAULT_WEB_DIST = Path(__file__).resolve().parents[1] / "web" / "dist"
 DEV_OPS_TOKEN = "podium-dev-ops-token-change-me"
+# livekit-server --dev signs with devkey/secret: as public as the placeholders above.
+LIVEKIT_DEV_SECRET = "secret"
+PUBLISHED_SECRETS = frozenset(
+    {DEV_LIVEKIT_SECRET, LIVEKIT_DEV_SECRET, DEV_INTERNAL_SECRET, DEV_OPS_TOKEN}
+)
+# How deploy/k8s/overlays/prod/secrets.env.example's placeholders begin.
+EXAMPLE_PLACEHOLDER = "CHANGE-ME"
+MIN_SECRET_CHARS = 32
 
 Environment = Literal["dev", "test", "prod"]
 
@@ -29,7 +38,12 @@ class _Base(BaseSettings):
         env_prefix="PODIUM_", env_file=None, extra="ignore", hide_input_in_errors=True
     )
 
-    environment: Environment = "dev"
+    environment: Environment = Field(
+        default="prod",
+        description="'dev' (the local stack: its public placeholder secrets are accepted, with a "
+        "warning), 'test' (a shared test or staging deployment: real secrets, the demo page and "
+        "private webhook URLs allowed) or 'prod'. Unset means prod.",
+    )
 
     livekit_url: str = Field(
         default="ws://127.0.0.1:7880",
@@ -46,24 +60,37 @@ class _Base(BaseSettings):
         description="Signs the session-scoped credentials the worker uses on the internal API.",
     )
 
-    @model_validator(mode="after")
-    def _refuse_placeholder_secrets_in_prod(self) -> _Base:
-        if self.environment != "prod":
-            return self
-        placeholders = {
-            "PODIUM_LIVEKIT_API_SECRET": (self.livekit_api_secret, DEV_LIVEKIT_SECRET),
-            "PODIUM_INTERNAL_SECRET": (self.internal_secret, DEV_INTERNAL_SECRET),
+    def _secrets(self) -> dict[str, SecretStr]:
+        return {
+            "PODIUM_LIVEKIT_API_SECRET": self.livekit_api_secret,
+            "PODIUM_INTERNAL_SECRET": self.internal_secret,
         }
-        bad = [
-            name for name, (value, dev) in placeholders.items() if value.get_secret_value() == dev
-        ]
-        if bad:
+
+    def weak_secrets(self) -> list[str]:
+        """Each secret that is a published placeholder or too short, and why."""
+        problems = []
+        for name, value in self._secrets().items():
+            secret = value.get_secret_value()
+            if secret in PUBLISHED_SECRETS or secret.startswith(EXAMPLE_PLACEHOLDER):
+                problems.append(f"{name} is a published placeholder")
+            elif len(secret) < MIN_SECRET_CHARS:
+                problems.append(f"{name} is shorter than {MIN_SECRET_CHARS} characters")
+        return problems
+
+    @model_validator(mode="after")
+    def _refuse_weak_secrets_unless_dev(self) -> _Base:
+        # Anyone can sign room tokens, worker credentials or ops calls with a published secret:
+        # only a deployment that says it is a developer's own stack may run with one.
+        problems = [] if self.environment == "dev" else self.weak_secrets()
+        if problems:
+            told = "environment" in self.model_fields_set
+            where = f"={self.environment}" if told else " unset (which means prod)"
             raise ValueError(
-                f"{', '.join(bad)} still hold the development placeholder; "
-                "set real secrets when PODIUM_ENVIRONMENT=prod"
+                f"PODIUM_ENVIRONMENT{where} refuses public or short secrets: "
+                f"{'; '.join(problems)}. Set real secrets ({MIN_SECRET_CHARS}+ random "
+                "characters), or PODIUM_ENVIRONMENT=dev to run the local development stack with "
+                "its placeholders."
             )
-        if len(self.internal_secret.get_secret_value()) < 32:
-            raise ValueError("PODIUM_INTERNAL_SECRET must be at least 32 characters in prod")
         return self
 
 
@@ -278,6 +305,9 @@ class ControlPlaneSettings(_Base):
         default=10, ge=1, le=10_000, description="Registered webhook endpoints."
     )
 
+    def _secrets(self) -> dict[str, SecretStr]:
+        return {**super()._secrets(), "PODIUM_OPS_TOKEN": self.ops_token}
+
     @model_validator(mode="after")
     def _openai_needs_a_key(self) -> ControlPlaneSettings:
         if self.embedding_provider == "openai" and self.openai_api_key is None:
@@ -297,11 +327,6 @@ class ControlPlaneSettings(_Base):
     def _fleet_bounds(self) -> ControlPlaneSettings:
         if self.fleet_min_workers > self.fleet_max_workers:
             raise ValueError("PODIUM_FLEET_MIN_WORKERS must not exceed PODIUM_FLEET_MAX_WORKERS")
-        if self.environment == "prod" and self.ops_token.get_secret_value() == DEV_OPS_TOKEN:
-            raise ValueError(
-                "PODIUM_OPS_TOKEN still holds the development placeholder; "
-                "set a real one when PODIUM_ENVIRONMENT=prod"
-            )
         return self
 
 

@@ -19,6 +19,8 @@ TEST_LOGS = os.environ.get("PODIUM_TEST_LOGS")  # keep service logs here instead
 for _var in list(os.environ):
     if _var.startswith(("PODIUM_", "LIVEKIT_", "OPENAI_", "DEEPGRAM_", "ELEVEN")):
         del os.environ[_var]
+# Settings built in tests use the development placeholders, which only an explicit dev accepts.
+os.environ["PODIUM_ENVIRONMENT"] = "dev"
 
 
 @pytest.fixture(scope="session")

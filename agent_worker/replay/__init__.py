@@ -53,7 +53,8 @@ def _model(spec: str) -> llm.LLM[Any]:
     provider, _, name = spec.partition(":")
     if provider != "openai":
         raise typer.BadParameter("use 'local' or 'openai[:MODEL]'", param_hint="--llm")
-    overrides: dict[str, Any] = {"llm_provider": "openai"}
+    # Replay signs nothing: the worker's secrets, and their checks, do not apply here.
+    overrides: dict[str, Any] = {"llm_provider": "openai", "environment": "dev"}
     if name:
         overrides["openai_llm_model"] = name
     try:

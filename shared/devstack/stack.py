@@ -90,7 +90,9 @@ class EphemeralStack:
     def env(self, **extra: str) -> dict[str, str]:
         return {
             **os.environ,
-            "PODIUM_ENVIRONMENT": "test",
+            # The stack runs with the development placeholder secrets (the tests sign with them):
+            # only an explicit dev accepts those.
+            "PODIUM_ENVIRONMENT": "dev",
             "PODIUM_DATABASE_URL": self.postgres.url(),
             "PODIUM_REDIS_URL": self.redis.url(),
             "PODIUM_LIVEKIT_URL": self.livekit.url,
