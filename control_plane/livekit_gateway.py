@@ -6,6 +6,7 @@ Foreign exceptions are translated here, at the boundary, into :class:`UpstreamUn
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -106,17 +107,18 @@ class LiveKitGateway:
         except (api.TwirpError, aiohttp.ClientError, TimeoutError) as exc:
             raise UpstreamUnavailable("The media server did not accept the dispatch.") from exc
 
-    async def presenter_dispatched(self, room: str) -> bool | None:
+    async def presenter_dispatched(self, room: str, *, settle_s: float) -> bool | None:
         """Whether a worker holds (or is starting) a job from the room's presenter dispatches;
-        None when the room has no dispatch of the presenter at all. livekit-server drops a
-        dispatch that no worker accepts (none free, or every one refused): it then has no job
-        and is never sent again."""
+        None when the room has no dispatch of the presenter at all, or its newest is younger
+        than ``settle_s`` (still being offered). livekit-server drops a dispatch that no worker
+        accepts (none free, or every one refused): it then has no job and is never sent again."""
         try:
             found = await self._client.agent_dispatch.list_dispatch(room)
         except (api.TwirpError, aiohttp.ClientError, TimeoutError) as exc:
             raise UpstreamUnavailable("The media server did not list the dispatches.") from exc
         ours = [d for d in found if d.agent_name == self._agent_name]
-        if not ours:
+        newest_ns = max((d.state.created_at for d in ours), default=0)
+        if not ours or time.time_ns() - newest_ns < settle_s * 1e9:
             return None
         live = (api.JobStatus.JS_PENDING, api.JobStatus.JS_RUNNING)
         return any(job.state.status in live for d in ours for job in d.state.jobs)

@@ -51,8 +51,8 @@ class DispatchWatchdog(BackgroundLoop):
         )
         sent = 0
         for row in waiting:
-            if await self._livekit.presenter_dispatched(row["room"]) is not False:
-                continue  # a worker has it, or (dispatch on join) nobody asked for it yet
+            if await self._livekit.presenter_dispatched(row["room"], settle_s=period) is not False:
+                continue  # a worker has it, it is still being offered, or nobody asked for it
             credential = mint_session_credential(
                 self._settings.internal_secret.get_secret_value(),
                 row["id"],
