@@ -18,7 +18,7 @@ from control_plane.decks.embeddings import build_embedder
 from control_plane.decks.extract import Limits
 from control_plane.decks.ingest import IngestionRunner
 from control_plane.decks.router import router as decks_router
-from control_plane.decks.sandbox import Bounds
+from control_plane.decks.sandbox import Bounds, isolate
 from control_plane.decks.service import DeckService
 from control_plane.deps import AppState
 from control_plane.errors import install_error_handlers
@@ -113,6 +113,7 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
             timeout_s=settings.parse_timeout_seconds,
             memory_bytes=settings.parse_memory_mb * 2**20,
         )
+        isolate()  # decided (and warned about) now, not at the first upload
         runner = IngestionRunner(
             pool, storage, embedder, limits, bounds, lease_s=settings.ingest_lease_seconds
         )

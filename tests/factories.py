@@ -7,6 +7,7 @@ import zipfile
 from typing import TYPE_CHECKING
 
 from pptx import Presentation
+from pptx.opc.constants import RELATIONSHIP_TYPE as RT
 from pptx.shapes.shapetree import GroupShapes, SlideShapes
 from pptx.util import Emu, Inches
 
@@ -106,6 +107,31 @@ def make_pptx(*, hidden_last: bool = False, core_title: str | None = None) -> by
 
     if core_title is not None:
         prs.core_properties.title = core_title
+    return saved(prs)
+
+
+# A 1x1 PNG: the picture a linked image replaces, as PowerPoint writes "link to file".
+_PIXEL = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+    "0000000d4944415478da63fccfc0f01f00050502005fc8f1d20000000049454e44ae426082"
+)
+_R = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+
+
+def make_pptx_with_linked_image(image_url: str) -> bytes:
+    """One slide whose picture is linked, not embedded (fetched from ``image_url`` when the
+    slide is drawn), and whose text links to the same address (a hyperlink, never fetched)."""
+    prs = Presentation()
+    slide = prs.slides.add_slide(prs.slide_layouts[5])
+    slide.shapes.title.text = "Linked picture"
+    picture = slide.shapes.add_picture(io.BytesIO(_PIXEL), Inches(1), Inches(2), Inches(3))
+    blip = picture._element.blipFill.blip
+    del blip.attrib[f"{_R}embed"]
+    blip.set(f"{_R}link", slide.part.relate_to(image_url, RT.IMAGE, is_external=True))
+    box = slide.shapes.add_textbox(Inches(5), Inches(2), Inches(3), Inches(1))
+    run = box.text_frame.paragraphs[0].add_run()
+    run.text = "Source"
+    run.hyperlink.address = image_url
     return saved(prs)
 
 

@@ -13,10 +13,12 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import zipfile
 from pathlib import Path
 
 from control_plane.decks.extract_pdf import extract_pdf, render_pdf_pages
-from control_plane.decks.extract_pptx import extract_pptx, open_archive
+from control_plane.decks.extract_pptx import extract_pptx, open_archive, without_external_links
+from control_plane.decks.isolation import minimal_env
 from control_plane.decks.limits import (
     DeckKind,
     DeckRejected,
@@ -101,16 +103,22 @@ def pptx_to_pdf(pptx: bytes, *, timeout_s: float = 120) -> bytes | None:
     """The deck as PDF via headless LibreOffice, for previews; None when that is unavailable.
 
     Hidden slides are exported too, so page N of the PDF is slide N of :func:`extract`.
-    Run this without network access: LibreOffice follows links to external images.
+    LibreOffice fetches linked (external) images and media: they are removed first, and
+    LibreOffice gets a minimal environment (run it inside the sandbox for no network at all).
     """
     soffice = shutil.which("soffice")
     if soffice is None:
         logger.warning("soffice not found; slide previews unavailable for pptx decks")
         return None
+    try:
+        package = without_external_links(pptx)
+    except zipfile.BadZipFile:  # LibreOffice would guess another format (HTML, …) and open it
+        logger.warning("pptx to pdf conversion refused: not a zip package")
+        return None
     with tempfile.TemporaryDirectory(prefix="podium-soffice-") as tmp:
         work = Path(tmp)
         source = work / "deck.pptx"
-        source.write_bytes(pptx)
+        source.write_bytes(package)
         command = [
             soffice,
             # A private profile: concurrent conversions would otherwise fight over one lock.
@@ -131,7 +139,7 @@ def pptx_to_pdf(pptx: bytes, *, timeout_s: float = 120) -> bytes | None:
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
                 cwd=work,
-                env={**os.environ, "HOME": str(work)},
+                env=minimal_env(work),
                 start_new_session=True,  # its own process group, so a timeout kills it whole
             )
             try:

@@ -23,6 +23,8 @@ from collections.abc import Iterable, Iterator
 from pptx import Presentation
 from pptx.enum.shapes import PP_PLACEHOLDER
 from pptx.exc import PythonPptxError
+from pptx.opc.oxml import oxml_to_encoded_bytes
+from pptx.oxml import parse_xml
 from pptx.shapes.autoshape import Shape
 from pptx.shapes.base import BaseShape
 from pptx.shapes.graphfrm import GraphicFrame
@@ -68,6 +70,20 @@ _MALFORMED = (
     TypeError,
     IndexError,
     NotImplementedError,
+)
+
+# Relationship parts, wherever they are: every one is checked, reachable from the package's
+# root or not, since another reader may reach parts python-pptx would not.
+_RELS_PART = re.compile(r"(?:.*/)?_rels/[^/]*\.rels", re.IGNORECASE)
+_RELATIONSHIP = "{http://schemas.openxmlformats.org/package/2006/relationships}Relationship"
+_HYPERLINKS = frozenset(
+    {
+        "http://schemas.openxmlformats.org/officeDocument/2006/relationships/hyperlink",
+        "http://purl.oclc.org/ooxml/officeDocument/relationships/hyperlink",
+    }
+)
+_NO_RELATIONSHIPS = (
+    b'<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"/>'
 )
 
 _EOCD = struct.Struct("<4s4H2LH")
@@ -292,3 +308,45 @@ def extract_pptx(data: bytes, limits: Limits) -> ExtractedDeck:
         slides=extracted,
         title=document_title(core_title, extracted[0].title),
     )
+
+
+def without_external_links(data: bytes) -> bytes:
+    """The package without its links to resources outside it (linked images, video and audio,
+    OLE objects, templates…), which LibreOffice would fetch while drawing the slides; hyperlinks
+    stay, they are never fetched. ``data`` has passed :func:`extract_pptx`'s checks."""
+    replaced: dict[str, bytes] = {}
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for info in archive.infolist():
+            if _RELS_PART.fullmatch(info.filename):
+                stripped = _strip_external(archive.read(info))
+                if stripped is not None:
+                    replaced[info.filename] = stripped
+        if not replaced:
+            return data
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as copy:
+            for info in archive.infolist():
+                copy.writestr(info, replaced.get(info.filename) or archive.read(info))
+    logger.info("external links removed before rendering", extra={"parts": len(replaced)})
+    return out.getvalue()
+
+
+def _strip_external(rels: bytes) -> bytes | None:
+    """The relationships without external non-hyperlink targets; None when nothing changes.
+    A part that does not parse loses all its relationships: a reader might parse it anyway."""
+    try:
+        root = parse_xml(rels)
+    except SyntaxError:
+        return _NO_RELATIONSHIPS
+    external = [
+        rel
+        for rel in root.iter(_RELATIONSHIP)
+        if (rel.get("TargetMode") or "").strip().lower() == "external"
+        and (rel.get("Type") or "").strip() not in _HYPERLINKS
+    ]
+    if not external:
+        return None
+    for rel in external:
+        rel.getparent().remove(rel)
+    encoded: bytes = oxml_to_encoded_bytes(root, encoding="UTF-8", standalone=True)
+    return encoded

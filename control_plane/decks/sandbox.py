@@ -2,27 +2,71 @@
 
 A hostile deck can make a parser spin or allocate without end; running it in a forkserver child
 with an address-space limit and a deadline means the worst it can do is lose its own process.
+The forkserver, and so every child and the LibreOffice it starts, is launched with a minimal
+environment and, where the system allows, in a network namespace of its own (``isolate``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import multiprocessing as mp
 import resource
+import sys
+import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any, TypeVar
 
+from control_plane.decks.isolation import (
+    PARSERS_ISOLATED,
+    minimal_env,
+    network_namespace,
+    write_launcher,
+)
 from control_plane.decks.limits import DeckRejected
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Progress = Callable[[int, int], None]
 
 _CTX = mp.get_context("forkserver")
 _CTX.set_forkserver_preload(["control_plane.decks.extract"])
+_isolated: bool | None = None
+_isolating = threading.Lock()
+
+
+def isolate() -> bool:
+    """Launch the forkserver (when it first starts) with a minimal environment and, where this
+    system allows, without network; True when the network is cut off. The first call decides
+    and logs; call it at start-up (``run_bounded`` calls it too, before any child starts)."""
+    global _isolated
+    with _isolating:
+        if _isolated is None:
+            home = Path(tempfile.mkdtemp(prefix="podium-parsers-"))
+            prefix = network_namespace()
+            # multiprocessing has one executable for all its children; the control plane starts
+            # no other kind.
+            _CTX.set_executable(
+                str(write_launcher(home, sys.executable, minimal_env(home), prefix or []))
+            )
+            _isolated = prefix is not None
+            PARSERS_ISOLATED.set(1 if _isolated else 0)
+            if _isolated:
+                logger.info("deck parsers run without network", extra={"namespace": prefix})
+            else:
+                logger.warning(
+                    "deck parsers run WITH network access: this system allows no network "
+                    "namespace (unshare needs CAP_SYS_ADMIN or user namespaces), so LibreOffice "
+                    "can reach what the control plane can; restrict its egress"
+                )
+        return _isolated
 
 
 @dataclass(frozen=True)
@@ -62,6 +106,7 @@ def _child(
 def _supervise(
     fn: Callable[..., T], args: tuple[Any, ...], bounds: Bounds, on_progress: Progress | None
 ) -> T:
+    isolate()
     parent, child = _CTX.Pipe(duplex=False)
     proc = _CTX.Process(target=_child, args=(child, bounds.memory_bytes, fn, args), daemon=True)
     proc.start()

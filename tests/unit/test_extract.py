@@ -235,7 +235,7 @@ def test_pptx_to_pdf_without_soffice_returns_none(
 
 
 def test_pptx_to_pdf_timeout_kills_the_whole_process_group(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture, pptx: bytes
 ) -> None:
     child_pid = tmp_path / "child.pid"
     fake = tmp_path / "soffice"
@@ -246,7 +246,7 @@ def test_pptx_to_pdf_timeout_kills_the_whole_process_group(
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
 
     started = time.perf_counter()
-    assert pptx_to_pdf(b"PK", timeout_s=0.5) is None
+    assert pptx_to_pdf(pptx, timeout_s=0.5) is None
     assert time.perf_counter() - started < 5
     assert "timed out" in caplog.text
     pid = int(child_pid.read_text())

@@ -4,6 +4,7 @@ images, resources, non-root, hashed config, the KEDA trigger on the fleet's desi
 
 from __future__ import annotations
 
+import ipaddress
 import shutil
 import subprocess
 import sys
@@ -252,6 +253,46 @@ def test_disruption_budgets_and_network_policies_cover_both_services(
         assert policy["spec"]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": name}
     deny = one(objects, "NetworkPolicy", "podium-default-deny")
     assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+
+
+def _reaches(policy: Doc, address: str, port: int) -> bool:
+    """Whether the policy's egress lets a pod connect to ``address`` on TCP ``port``."""
+    ip = ipaddress.ip_address(address)
+    for rule in policy["spec"]["egress"]:
+        if not any(p["port"] == port and p["protocol"] == "TCP" for p in rule["ports"]):
+            continue
+        if "to" not in rule:
+            return True
+        for peer in rule["to"]:
+            block = peer.get("ipBlock")
+            if block is None or ip.version != ipaddress.ip_network(block["cidr"]).version:
+                continue
+            inside = ip in ipaddress.ip_network(block["cidr"])
+            excepted = any(
+                ip in ipaddress.ip_network(cidr)
+                for cidr in block.get("except", [])
+                if ipaddress.ip_network(cidr).version == ip.version
+            )
+            if inside and not excepted:
+                return True
+    return False
+
+
+def test_the_control_plane_reaches_public_https_and_its_services_but_no_metadata(
+    rendered: tuple[str, str],
+) -> None:
+    """Webhooks and deck conversion run in the control plane: what it can reach is what a
+    hostile endpoint or deck could make it reach."""
+    _, text = rendered
+    policy = one(docs(text), "NetworkPolicy", "podium-control-plane")
+    assert _reaches(policy, "93.184.215.14", 443) and _reaches(policy, "2606:4700::1111", 443)
+    for port in (5432, 6379, 7880):
+        assert _reaches(policy, "10.0.3.7", port)
+    for address in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "fe80::1"):
+        assert not any(_reaches(policy, address, port) for port in (80, 443, 5432, 6379, 7880))
+    for address in ("10.0.3.7", "172.20.0.5", "192.168.1.10", "100.64.0.1", "fd12::1"):
+        assert not _reaches(policy, address, 443), address
+    assert not any(_reaches(policy, "93.184.215.14", port) for port in (22, 80, 8080, 9200))
 
 
 def test_prod_secrets_never_come_from_the_repository() -> None:
