@@ -41,8 +41,8 @@ class _Base(BaseSettings):
     environment: Environment = Field(
         default="prod",
         description="'dev' (the local stack: its public placeholder secrets are accepted, with a "
-        "warning), 'test' (a shared test or staging deployment: real secrets, the demo page and "
-        "private webhook URLs allowed) or 'prod'. Unset means prod.",
+        "warning), 'test' (a shared test or staging deployment: real secrets, the demo page "
+        "allowed) or 'prod'. Unset means prod.",
     )
 
     livekit_url: str = Field(
