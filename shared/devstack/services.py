@@ -270,6 +270,9 @@ class LiveKit:
             # Rooms exist only while Podium's control plane keeps them: a participant token
             # (no room_create grant) cannot bring back the room of a session that ended.
             "room:\n  auto_create: false\n"
+            # Workers report their load as the share of their session slots in use; at the
+            # server's default target load (0.7) it would stop sending jobs at 70 % of them.
+            "agents:\n  target_load: 1.0\n"
             "logging:\n  level: info\n"
         )
         if webhook_url:  # room and participant events, signed with our key pair

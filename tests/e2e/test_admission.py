@@ -1,4 +1,4 @@
-"""Admission and fairness on a real fleet: a worker with three slots, a control plane with
+"""Admission and fairness on a real fleet: a worker with four slots, a control plane with
 admission on (as in production), LiveKit, Postgres and Redis of this module's own.
 
 No 201 without a presenter: a burst past the fleet's slots gets 503 no_capacity; a session
@@ -27,7 +27,7 @@ from shared.fleet import FleetPolicy, desired_workers
 from shared.settings import DEV_OPS_TOKEN
 from tests.conftest import TEST_LOGS
 
-SLOTS = 3
+SLOTS = 4
 JOIN_WINDOW_S = 8
 OPS = {"Authorization": f"Bearer {DEV_OPS_TOKEN}"}
 CONTROL_PLANE_ENV = {
@@ -43,7 +43,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EphemeralStack]:
     logs = Path(TEST_LOGS) / "admission" if TEST_LOGS else None
     with EphemeralStack(tmp_path_factory.mktemp("admission"), logs=logs) as stack:
         stack.start_control_plane(**CONTROL_PLANE_ENV)
-        # Audio-only keeps three concurrent presenters within two cores.
+        # Audio-only keeps the concurrent presenters within two cores.
         stack.start_worker(
             "admission-worker",
             PODIUM_MAX_SESSIONS=str(SLOTS),
@@ -88,6 +88,29 @@ async def _end_all(
         assert resp.status_code == 200, resp.text
 
 
+async def _until_presenters(fleet: EphemeralStack, rooms: list[str], timeout_s: float = 15) -> None:
+    """Every room's presenter dispatch is held by a worker's job."""
+    lk = LiveKitAPI(
+        fleet.livekit.url.replace("ws://", "http://"),
+        fleet.livekit.api_key,
+        fleet.livekit.api_secret,
+    )
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            missing = []
+            for room in rooms:
+                dispatches = await lk.agent_dispatch.list_dispatch(room)
+                if not any(d.state.jobs for d in dispatches if d.agent_name == "podium-presenter"):
+                    missing.append(room)
+            if not missing:
+                return
+            assert time.monotonic() < deadline, f"no worker took {len(missing)} of the sessions"
+            await asyncio.sleep(0.5)
+    finally:
+        await lk.aclose()
+
+
 def _assert_no_capacity(resp: httpx.Response) -> None:
     assert resp.status_code == 503, resp.text
     assert resp.json()["error"] == "no_capacity"
@@ -124,8 +147,9 @@ async def test_a_burst_past_the_fleet_gets_503s_and_every_201_its_presenter(
         await _end_all(api, tenant, created)
     metrics = (await api.get("/metrics")).text
     # the last slot was there, but kept for another tenant
-    assert 'podium_admissions_total{outcome="fair_share"} 6.0' in metrics
-    assert 'podium_admissions_total{outcome="admitted"} 2.0' in metrics
+    refused = len(answers) - len(created)
+    assert f'podium_admissions_total{{outcome="fair_share"}} {refused}.0' in metrics
+    assert f'podium_admissions_total{{outcome="admitted"}} {len(created)}.0' in metrics
 
 
 async def test_a_session_nobody_joins_gives_its_slot_back_within_the_join_window(
@@ -138,6 +162,9 @@ async def test_a_session_nobody_joins_gives_its_slot_back_within_the_join_window
         assert resp.status_code == 201, resp.text
         held.append(resp.json())
     created_at = time.monotonic()
+    # every slot admitted really holds a presenter (livekit-server offered each to the worker,
+    # the last at a load of (SLOTS-1)/SLOTS, above its default target load of 0.7)
+    await _until_presenters(fleet, [s["room"] for s in held])
     first = tenants[0]
     # Every slot taken, nobody joined: creations wait, counted as demand the fleet must grow for.
     waiting = asyncio.gather(*(_create(api, first) for _ in range(3)))
@@ -216,19 +243,19 @@ async def test_with_redis_down_admission_uses_the_last_fleet_size_it_saw(
     fleet: EphemeralStack, api: httpx.AsyncClient
 ) -> None:
     tenant = fleet.create_tenant("redis-outage")
-    first = await _create(api, tenant)  # reads the fleet: three slots
+    first = await _create(api, tenant)  # reads the fleet: SLOTS slots
     assert first.status_code == 201, first.text
     sessions = [first.json()]
     fleet.redis.stop()
     try:
-        # Postgres holds one open session of three slots: admitted, and counted as degraded.
-        during = await _create(api, tenant)
-        assert during.status_code == 201, during.text
-        sessions.append(during.json())
-        sessions.append((await _create(api, tenant)).json())
-        _assert_no_capacity(await _create(api, tenant))  # 3 open of 3: refused, not waved in
+        # Postgres holds fewer open sessions than the fleet had slots: admitted, as degraded.
+        for _ in range(SLOTS - 1):
+            during = await _create(api, tenant)
+            assert during.status_code == 201, during.text
+            sessions.append(during.json())
+        _assert_no_capacity(await _create(api, tenant))  # all slots open: refused, not waved in
         metrics = (await api.get("/metrics")).text
-        assert 'podium_admissions_total{outcome="admitted_degraded"} 2.0' in metrics
+        assert f'podium_admissions_total{{outcome="admitted_degraded"}} {SLOTS - 1}.0' in metrics
     finally:
         fleet.redis.start()
         await _end_all(api, tenant, sessions)
@@ -294,9 +321,13 @@ async def test_a_dispatch_no_worker_took_is_sent_again_once_a_slot_frees(
             resp = await _create(api, tenant)
             assert resp.status_code == 201, resp.text
             sessions.append(resp.json())
-            await asyncio.sleep(0.5)  # each job starts before the next offer
+            # each job starts, and the worker reports its load (every 2.5 s), before the next
+            # offer: livekit-server then sees the real load of every slot taken
+            await asyncio.sleep(3)
+        # the worker takes a job on every one of its slots (livekit-server's default target
+        # load would stop at 70 % of them)
+        await _until_presenters(fleet, [s["room"] for s in sessions[:SLOTS]])
         last = sessions[-1]
-        await asyncio.sleep(3)
         lk = LiveKitAPI(
             fleet.livekit.url.replace("ws://", "http://"),
             fleet.livekit.api_key,
