@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 
 import httpx
 from livekit.agents import AgentServer
@@ -34,6 +35,31 @@ def default_worker_name() -> str:
     return f"{host}:{os.getpid()}"
 
 
+# livekit-server hears of a slot freed by an ended job with the worker's next status update
+# (the framework sends one every 2.5 s); admission reads the heartbeats, so a freed slot is
+# reported free only after that, or the control plane would admit a session the server then
+# offers to a worker it still counts as full (and drops).
+FREED_SLOT_DELAY_S = 3.0
+
+
+class BusySlots:
+    """The active-job count to report: a rise at once, a fall once it is FREED_SLOT_DELAY_S old."""
+
+    def __init__(self, delay_s: float = FREED_SLOT_DELAY_S) -> None:
+        self._delay_s = delay_s
+        self._reported = 0
+        self._fell_at: float | None = None
+
+    def report(self, active: int, now: float) -> int:
+        if active >= self._reported:
+            self._reported, self._fell_at = active, None
+        elif self._fell_at is None:
+            self._fell_at = now
+        elif now - self._fell_at >= self._delay_s:
+            self._reported, self._fell_at = active, None
+        return self._reported
+
+
 class FleetReporter:
     def __init__(self, server: AgentServer, settings: WorkerSettings, drain: asyncio.Event) -> None:
         self.name = settings.worker_name or default_worker_name()
@@ -44,6 +70,7 @@ class FleetReporter:
             f"{settings.control_plane_url.rstrip('/')}/internal/v1/fleet/workers/{self.name}"
         )
         self._client = httpx.AsyncClient(timeout=settings.request_timeout_seconds)
+        self._busy = BusySlots()
 
     def heartbeat(self) -> WorkerHeartbeat:
         snap = snapshot(self._server, self._settings.max_sessions, draining=self._drain.is_set())
@@ -52,7 +79,7 @@ class FleetReporter:
             livekit_worker_id=snap.livekit_worker_id,
             agent_name=self._settings.agent_name,
             max_sessions=self._settings.max_sessions,
-            active_jobs=snap.active_jobs,
+            active_jobs=self._busy.report(snap.active_jobs, time.monotonic()),
             idle_processes=snap.idle_processes,
             load=snap.load,
             draining=snap.draining,
