@@ -177,7 +177,7 @@ async def test_a_session_nobody_joins_gives_its_slot_back_within_the_join_window
     policy = FleetPolicy(**view["policy"])
     assert view["desired_workers"] == desired_workers(demand, policy) > 1
     freed_after = None
-    while time.monotonic() - created_at < JOIN_WINDOW_S + 15:
+    while time.monotonic() - created_at < JOIN_WINDOW_S + 18:
         resp = await _create(api, first)
         if resp.status_code == 201:
             freed_after = time.monotonic() - created_at
@@ -186,8 +186,9 @@ async def test_a_session_nobody_joins_gives_its_slot_back_within_the_join_window
         _assert_no_capacity(resp)
         await asyncio.sleep(0.5)
     assert freed_after is not None, "no slot came back"
-    # window + the sweeper's period + a heartbeat + the admission wait, with room for a busy box
-    assert JOIN_WINDOW_S - 1 <= freed_after <= JOIN_WINDOW_S + 8, freed_after
+    # window + the sweeper's period + the freed-slot delay + a heartbeat + the admission wait,
+    # with room for a busy box
+    assert JOIN_WINDOW_S - 1 <= freed_after <= JOIN_WINDOW_S + 11, freed_after
     ended = (await api.get(f"/v1/sessions/{held[0]['session_id']}", headers=first.headers)).json()
     assert (ended["status"], ended["end_reason"]) == ("ended", "no_show")
 
