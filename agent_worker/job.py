@@ -37,7 +37,7 @@ from .narration import RESUMED, Narrator, slide_state_in
 from .presenter import Presenter
 from .prewarm import prewarmed_vad, prewarmed_whisper, vendor_avatar_settings, worker_settings
 from .providers import build_llm, build_stt, build_tts
-from .recording import RecordingUpload, recording_options
+from .recording import RecordingSegments, recording_options
 from .turns import TurnRecorder
 
 logger = logging.getLogger(__name__)
@@ -124,11 +124,14 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
         record=recording_options(context.record),
     )
     if context.record:
-        recording = RecordingUpload(
+        recording = RecordingSegments(
             session,
             Path(ctx.session_directory),
             control_plane.for_session(metadata.session_id, metadata.credential),
+            job_id=ctx.job.id,
+            segment_s=worker_settings(ctx.proc).recording_segment_seconds,
         )
+        recording.start()
         senders.append(recording.aclose)
     if await greeting.first_ready():
         session.say(opening, audio=greeting.frames())

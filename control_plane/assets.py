@@ -1,4 +1,5 @@
-"""/assets/{key}: slide images behind short-lived signed URLs (no API key in the browser)."""
+"""/assets/{key}: slide images and recording segments behind short-lived signed URLs (no API
+key in the browser)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from control_plane.storage import InvalidKey, check_key
 
 router = APIRouter(tags=["assets"], include_in_schema=False)
 
-_PUBLIC_PREFIX = "decks/"
+# What a signed link may name, and its type: slide previews, and recording segments.
+_TYPES = {"decks/": "image/jpeg", "recordings/": "audio/ogg"}
 _ORIGINAL = "/original"
 
 
@@ -29,7 +31,8 @@ async def get_asset(
         check_key(key)
     except InvalidKey as exc:
         raise NotFound("No such asset.") from exc
-    if not key.startswith(_PUBLIC_PREFIX) or key.endswith(_ORIGINAL):
+    media_type = next((t for prefix, t in _TYPES.items() if key.startswith(prefix)), None)
+    if media_type is None or key.endswith(_ORIGINAL):
         raise NotFound("No such asset.")
     if not signer.verify(key, exp, sig):
         raise Forbidden("The link has expired or is not valid; list the slides again for new ones.")
@@ -37,5 +40,5 @@ async def get_asset(
     if path is None:
         raise NotFound("No such asset.")
     return FileResponse(
-        path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=600"}
+        path, media_type=media_type, headers={"Cache-Control": "private, max-age=600"}
     )

@@ -27,6 +27,7 @@ MiB = 2**20
 # libopus's default target for stereo (64 kb/s, plus 32 kb/s for the coupled channel), which the
 # framework's recorder keeps; the encoder is VBR and stays under it (white noise: 86 kb/s).
 _RECORDING_BYTES_PER_S = 96_000 // 8
+_MAX_SEGMENT_S = 120  # WorkerSettings.recording_segment_seconds' maximum
 # How long the rest of a refused body is read (and dropped) so its sender sees the 413.
 _LINGER_S = 5.0
 
@@ -50,9 +51,9 @@ def _json(max_bytes: int) -> BodyCap:
 def body_caps(settings: ControlPlaneSettings) -> BodyCaps:
     """Every route that may take more than a small JSON body, and why; the rest get the JSON cap."""
     upload_mb = settings.max_upload_mb
-    # A session's recording cannot outlast the session; 1 MB more for the Ogg container.
-    recording_mb = math.ceil(settings.session_max_duration_seconds * _RECORDING_BYTES_PER_S / MiB)
-    recording = (recording_mb + 1) * MiB
+    # A segment is at most twice the longest segment length the worker accepts (120 s, stretched
+    # while the presenter speaks); 1 MB more for the Ogg container.
+    segment = (math.ceil(2 * _MAX_SEGMENT_S * _RECORDING_BYTES_PER_S / MiB) + 1) * MiB
     return BodyCaps(
         {
             # The deck plus room for the multipart envelope around it.
@@ -62,8 +63,8 @@ def body_caps(settings: ControlPlaneSettings) -> BodyCaps:
             # 200 questions (shared.evaluation.MAX_QUESTIONS) of at most ~4.5 KB each: a
             # 500-character question and a 100-character id, all escaped, 50 slides, tags.
             ("POST", "/v1/decks/{deck_id}/evaluations"): _json(MiB),
-            ("PUT", "/internal/v1/sessions/{session_id}/recording"): BodyCap(
-                recording, f"The recording is over the {_size(recording)} limit."
+            ("PUT", "/internal/v1/sessions/{session_id}/recording/segments/{n}"): BodyCap(
+                segment, f"A recording segment is over the {_size(segment)} limit."
             ),
             # The schema's largest batch: 100 messages of 10,000 characters, 6 bytes each when
             # escaped (6 MB). A refused batch is dropped by the worker's outbox, not retried.

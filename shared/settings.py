@@ -338,6 +338,12 @@ class WorkerSettings(_Base):
     job_heartbeat_seconds: float = Field(
         default=2.0, gt=0.1, le=30.0, description="How often a presenting job reports it lives."
     )
+    recording_segment_seconds: float = Field(
+        default=60.0,
+        ge=1.0,
+        le=120.0,
+        description="Length of each uploaded recording segment; a killed job loses at most one.",
+    )
     turn_detection: Literal["model", "vad"] = Field(
         default="vad",
         description="'vad': silence ends the turn (answers sooner, may cut a long pause); "

@@ -92,7 +92,7 @@ class SessionPublic(BaseModel):
     record: bool = Field(default=False, description="The session's audio is recorded.")
     recording_url: str | None = Field(
         default=None,
-        description="GET it (API key) for the recording (audio/ogg), once stored after the end.",
+        description="GET it (API key) for the recording's segments, in order, as they arrive.",
     )
 
 

@@ -9,11 +9,11 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import asyncpg
-from fastapi import APIRouter, Header, Path, Query, Response
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi import APIRouter, Header, Path, Query
+from fastapi.responses import StreamingResponse
 
 from control_plane import pagination
-from control_plane.deps import Pool, Storage, TenantId, requires
+from control_plane.deps import Pool, TenantId, requires
 from control_plane.errors import NotFound
 from control_plane.sessions import repository as sessions
 from control_plane.transcripts import repository, vtt
@@ -147,29 +147,6 @@ async def events(
         items=[SessionEvent(**e) for e in page],
         next_cursor=pagination.encode(*page[-1]["position"]) if len(found) > limit else None,
     )
-
-
-@router.get(
-    "/{session_id}/recording",
-    response_class=Response,
-    responses={200: {"content": {"audio/ogg": {}}}},
-)
-async def recording(
-    tenant_id: TenantId, pool: Pool, storage: Storage, session_id: UUID
-) -> Response:
-    """The session's audio (Ogg/Opus; the user left, the presenter right), for sessions created
-    with ``"record": true``; stored when the presenter's job ends."""
-    row = await _session(pool, tenant_id, session_id)
-    if not row["recording_key"]:
-        raise NotFound(
-            f"Session {session_id} has no recording"
-            + ("" if row["record"] else " (it was not created with recording on).")
-            + ("" if not row["record"] else " yet.")
-        )
-    path = storage.local_path(row["recording_key"])
-    if path is not None:
-        return FileResponse(path, media_type="audio/ogg")
-    return Response(await storage.get_bytes(row["recording_key"]), media_type="audio/ogg")
 
 
 @router.get(

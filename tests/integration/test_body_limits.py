@@ -138,15 +138,15 @@ async def test_routes_that_take_more_keep_their_caps(
     batch = await api.post(f"/internal/v1/sessions/{uuid.uuid4()}/turns", json={"turns": turns})
     assert batch.status_code == 401, batch.text
 
-    # A 90-minute recording is bigger than a deck; one longer than any session is refused.
-    recording = f"PUT /internal/v1/sessions/{uuid.uuid4()}/recording HTTP/1.1\r\n"
-    status, _ = await head_only(control_plane, f"{recording}Content-Length: {70 * 2**20}\r\n")
+    # A recording segment may be bigger than the JSON cap; one over 4 MB is refused.
+    segment = f"PUT /internal/v1/sessions/{uuid.uuid4()}/recording/segments/0 HTTP/1.1\r\n"
+    status, _ = await head_only(control_plane, f"{segment}Content-Length: {3 * 2**20}\r\n")
     assert status == 401
-    status, answer = await head_only(control_plane, f"{recording}Content-Length: {2**30}\r\n")
+    status, answer = await head_only(control_plane, f"{segment}Content-Length: {5 * 2**20}\r\n")
     assert status == 413
     assert json.loads(answer) == {
         "error": "too_large",
-        "message": "The recording is over the 166 MB limit.",
+        "message": "A recording segment is over the 4 MB limit.",
     }
 
     # The deck upload keeps its own wording (PODIUM_MAX_UPLOAD_MB is 2 in the test stack).

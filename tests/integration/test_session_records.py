@@ -8,6 +8,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -288,7 +289,8 @@ async def test_recordings_are_opt_in_stored_from_the_worker_and_served_to_the_te
     async def put(session: dict[str, Any], body: bytes) -> httpx.Response:
         credential = await control_plane.worker_credential(session["room"])
         return await api.put(
-            f"/internal/v1/sessions/{session['session_id']}/recording",
+            f"/internal/v1/sessions/{session['session_id']}/recording/segments/0",
+            params={"job_id": "AJ_1", "started_at": time.time(), "duration_s": 1.0},
             headers={"Authorization": f"Bearer {credential}", "Content-Type": "audio/ogg"},
             content=body,
         )
@@ -298,17 +300,18 @@ async def test_recordings_are_opt_in_stored_from_the_worker_and_served_to_the_te
     not_ogg = await put(recorded, b"RIFF....WAVE")
     assert (not_ogg.status_code, not_ogg.json()["error"]) == (422, "not_ogg")
     path = f"/v1/sessions/{recorded['session_id']}"
-    assert (await api.get(f"{path}/recording", headers=tenant.headers)).status_code == 404
+    empty = await api.get(f"{path}/recording", headers=tenant.headers)
+    assert (empty.status_code, empty.json()["items"]) == (200, [])
     assert (await put(recorded, ogg)).status_code == 204
 
     session = (await api.get(path, headers=tenant.headers)).json()
     assert (session["record"], session["recording_url"]) == (True, f"{path}/recording")
-    audio = await api.get(f"{path}/recording", headers=tenant.headers)
+    listed = (await api.get(f"{path}/recording", headers=tenant.headers)).json()["items"]
+    assert [(s["seq"], s["bytes"]) for s in listed] == [(0, len(ogg))]
+    audio = await api.get(f"{path}/recording/segments/0", headers=tenant.headers)
     assert audio.status_code == 200
     assert audio.headers["content-type"] == "audio/ogg"
     assert audio.content == ogg
-    other = control_plane.create_tenant("someone-else")
-    assert (await api.get(f"{path}/recording", headers=other.headers)).status_code == 404
     plain_view = (
         await api.get(f"/v1/sessions/{plain['session_id']}", headers=tenant.headers)
     ).json()

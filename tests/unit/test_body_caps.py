@@ -28,13 +28,14 @@ def test_every_other_route_gets_the_json_cap() -> None:
         assert caps.for_request(method, path) == caps.default, path
 
 
-def test_the_recording_cap_follows_the_longest_session() -> None:
-    hour = body_caps(ControlPlaneSettings(session_max_duration_seconds=3600))
-    # 96 kb/s for an hour is 41.2 MB; one more for the container.
-    cap = hour.for_request("PUT", "/internal/v1/sessions/0b7f/recording")
-    assert cap.max_bytes == 43 * MiB
-    assert cap.message == "The recording is over the 43 MB limit."
-    four_hours = body_caps(ControlPlaneSettings())
-    assert four_hours.for_request("PUT", "/internal/v1/sessions/0b7f/recording").max_bytes == (
-        166 * MiB
-    )
+def test_a_recording_segment_is_capped_at_a_few_megabytes_whatever_the_session_length() -> None:
+    # Twice the longest segment (120 s) at 96 kb/s is 2.7 MB; one more for the container.
+    for settings in (
+        ControlPlaneSettings(session_max_duration_seconds=3600),
+        ControlPlaneSettings(),
+    ):
+        cap = body_caps(settings).for_request(
+            "PUT", "/internal/v1/sessions/0b7f/recording/segments/12"
+        )
+        assert cap.max_bytes == 4 * MiB
+        assert cap.message == "A recording segment is over the 4 MB limit."
