@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
 from uuid import UUID
 
 import httpx
+import jwt
 from pydantic import BaseModel, ValidationError
 
 from shared.schemas import (
@@ -19,6 +22,7 @@ from shared.schemas import (
     EscalationRequest,
     JobAlive,
     SessionContext,
+    SessionCredential,
     SlideAction,
     SlideChange,
     SlideContent,
@@ -35,6 +39,9 @@ logger = logging.getLogger(__name__)
 
 _MAX_ATTEMPTS = 3
 _BACKOFF_SECONDS = 0.25
+# A failed renewal (the control plane away, the session ended) is tried again this much later;
+# meanwhile the job keeps using the credential it has.
+_RENEW_RETRY_SECONDS = 10.0
 
 
 class ControlPlaneError(Exception):
@@ -59,6 +66,26 @@ class ControlPlaneRefused(ControlPlaneError):
         self.message = message
 
 
+@dataclass
+class _Renewal:
+    """The credential a job's dispatch credential has been renewed into, and when to renew."""
+
+    current: str
+    renew_at: float
+    session_id: str
+
+
+def _renewal(credential: str) -> _Renewal | None:
+    """When a session credential should be renewed: half-way through its life. The worker cannot
+    verify it (it holds no session key) and need not: it reads its own credential's times."""
+    try:
+        claims = jwt.decode(credential, options={"verify_signature": False})
+        issued, expires = float(claims["iat"]), float(claims["exp"])
+        return _Renewal(credential, issued + (expires - issued) / 2, str(claims["sub"]))
+    except (jwt.PyJWTError, KeyError, TypeError, ValueError):
+        return None  # not a credential we can read: used as it is
+
+
 class ControlPlaneClient:
     def __init__(
         self,
@@ -73,6 +100,9 @@ class ControlPlaneClient:
             transport=transport,
             verify=tls_context(),
         )
+        # Keyed by the credential of the job's dispatch metadata, which callers keep passing.
+        self._renewals: dict[str, _Renewal | None] = {}
+        self._renew_lock = asyncio.Lock()
 
     async def __aenter__(self) -> Self:
         return self
@@ -123,6 +153,7 @@ class ControlPlaneClient:
         timeout, as the request may have landed.
         Every internal route is scoped to one session, so 404 means that session is gone.
         """
+        credential = await self._current(credential)
         headers = {**(headers or {}), "Authorization": f"Bearer {credential}"}
         for attempt in range(1, _MAX_ATTEMPTS + 1):
             last_attempt = attempt == _MAX_ATTEMPTS
@@ -156,6 +187,35 @@ class ControlPlaneClient:
                     )
             await asyncio.sleep(_BACKOFF_SECONDS * 2 ** (attempt - 1))
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _current(self, credential: str) -> str:
+        """The credential to send for the job holding ``credential``, renewed past half-life."""
+        if credential not in self._renewals:
+            self._renewals[credential] = _renewal(credential)
+        renewal = self._renewals[credential]
+        if renewal is None or time.time() < renewal.renew_at:
+            return credential if renewal is None else renewal.current
+        async with self._renew_lock:
+            if time.time() >= renewal.renew_at:
+                await self._renew(renewal)
+        return renewal.current
+
+    async def _renew(self, renewal: _Renewal) -> None:
+        path = f"/internal/v1/sessions/{renewal.session_id}/credential"
+        try:
+            response = await self._http.post(
+                path, headers={"Authorization": f"Bearer {renewal.current}"}
+            )
+            response.raise_for_status()
+            fresh = SessionCredential.model_validate_json(response.content)
+        except (httpx.HTTPError, ValidationError) as exc:
+            status = exc.response.status_code if isinstance(exc, httpx.HTTPStatusError) else None
+            logger.warning("could not renew the session credential", extra={"status": status})
+            renewal.renew_at = time.time() + _RENEW_RETRY_SECONDS
+            return
+        renewed = _renewal(fresh.credential)
+        renewal.current = fresh.credential
+        renewal.renew_at = renewed.renew_at if renewed else time.time() + fresh.expires_in / 2
 
 
 def _refusal(response: httpx.Response) -> ControlPlaneError:
@@ -252,17 +312,12 @@ class SessionApi:
             "POST", f"{self._base}/records-complete", credential=self._credential
         )
 
-    # Session recording, in segments (agent_worker/recording.py).
-    async def put_recording_segment(
-        self, n: int, audio: bytes, *, job_id: str, started_at: float, duration_s: float
-    ) -> None:
-        """Segment ``n`` of this job's recording; sending it again changes nothing."""
+    async def put_recording(self, audio: bytes) -> None:
         await self._client._request(
             "PUT",
-            f"{self._base}/recording/segments/{n}",
+            f"{self._base}/recording",
             credential=self._credential,
             content=audio,
-            params={"job_id": job_id, "started_at": started_at, "duration_s": duration_s},
             headers={"Content-Type": "audio/ogg"},
         )
 

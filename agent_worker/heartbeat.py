@@ -109,7 +109,7 @@ class FleetReporter:
         await self._client.aclose()
 
     async def _request(self, method: str, body: str | None) -> None:
-        token = mint_worker_credential(self._settings.internal_secret.get_secret_value(), self.name)
+        token = mint_worker_credential(self._settings.fleet_key_ring(), self.name)
         headers = {"Authorization": f"Bearer {token}"}
         if body is not None:
             headers["Content-Type"] = "application/json"

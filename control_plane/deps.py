@@ -16,8 +16,9 @@ from control_plane.fleet.admission import Admission
 from control_plane.keys.schemas import Scope
 from control_plane.keys.service import Caller, KeyCache, authenticate
 from control_plane.livekit_gateway import LiveKitGateway
+from control_plane.sessions.credentials import check_binding
 from control_plane.storage import AssetStorage, UrlSigner
-from shared.credentials import CredentialError, verify_session_credential
+from shared.credentials import CredentialError, SessionClaims, verify_session_credential
 from shared.settings import ControlPlaneSettings
 
 
@@ -129,15 +130,29 @@ def requires(scope: Scope) -> Any:
     return Depends(check)
 
 
-def _worker_session_id(settings: Settings, credentials: Bearer) -> UUID:
+async def _worker_claims(
+    request: Request, settings: Settings, pool: Pool, credentials: Bearer
+) -> SessionClaims:
+    """A session credential signed by our ring, of the session's current dispatch (else ``409
+    superseded``); a write (any method but GET) once the session's records closed is ``409
+    session_ended``."""
     if credentials is None:
         raise Unauthorized("Missing worker credential.")
     try:
-        return verify_session_credential(
-            settings.internal_secret.get_secret_value(), credentials.credentials
+        claims = verify_session_credential(
+            settings.session_credential_key_ring(), credentials.credentials
         )
     except CredentialError as exc:
         raise Unauthorized("The worker credential is invalid or expired.") from exc
+    await check_binding(pool, settings, claims, write=request.method not in ("GET", "HEAD"))
+    return claims
+
+
+WorkerClaims = Annotated[SessionClaims, Depends(_worker_claims)]
+
+
+async def _worker_session_id(claims: WorkerClaims) -> UUID:
+    return claims.session_id
 
 
 WorkerSessionId = Annotated[UUID, Depends(_worker_session_id)]

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Protocol
 
+from shared.keyring import KeyRing
+
 _KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*(/[a-z0-9][a-z0-9_.-]*)*$")
 
 
@@ -78,21 +80,27 @@ class LocalStorage:
 
 
 class UrlSigner:
-    """Short-lived signed asset URLs, so browsers can load slide images without an API key."""
+    """Short-lived signed asset URLs, so browsers can load slide images without an API key.
 
-    def __init__(self, secret: str, base_url: str, ttl_s: int = 3600) -> None:
-        self._secret = secret.encode()
+    Signed with the first key of the asset-URL ring; a URL signed by any key of it verifies."""
+
+    def __init__(self, keys: KeyRing | str, base_url: str, ttl_s: int = 3600) -> None:
+        self._secrets = [key.encode() for key in KeyRing.of(keys).keys]
         self._base = base_url.rstrip("/")
         self._ttl_s = ttl_s
 
-    def _sig(self, key: str, expires: int) -> str:
+    @staticmethod
+    def _sig(secret: bytes, key: str, expires: int) -> str:
         msg = f"{key}\n{expires}".encode()
-        return hmac.new(self._secret, msg, hashlib.sha256).hexdigest()[:32]
+        return hmac.new(secret, msg, hashlib.sha256).hexdigest()[:32]
 
     def url(self, key: str) -> str:
         # Expiry rounded up to the minute, so URLs stay cacheable for a while.
         expires = (int(time.time()) + self._ttl_s) // 60 * 60 + 60
-        return f"{self._base}/assets/{key}?exp={expires}&sig={self._sig(key, expires)}"
+        sig = self._sig(self._secrets[0], key, expires)
+        return f"{self._base}/assets/{key}?exp={expires}&sig={sig}"
 
     def verify(self, key: str, expires: int, sig: str) -> bool:
-        return expires >= time.time() and hmac.compare_digest(sig, self._sig(key, expires))
+        return expires >= time.time() and any(
+            hmac.compare_digest(sig, self._sig(secret, key, expires)) for secret in self._secrets
+        )

@@ -2,8 +2,8 @@
 
 Workers post a :class:`WorkerHeartbeat` to the control plane every few seconds; the control plane
 keeps each one in Redis with a TTL, so a worker that dies simply ages out. The credential is an
-HS256 JWT over ``PODIUM_INTERNAL_SECRET`` (the secret both services already share), scoped to
-one worker name and to the fleet routes only: it cannot read or change any session.
+HS256 JWT over the fleet key ring (``PODIUM_FLEET_KEYS``, the one key ring workers hold), scoped
+to one worker name and to the fleet routes only: it cannot read or change any session.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import time
 from datetime import datetime
 from typing import Annotated
 
-import jwt
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.credentials import CredentialError
+from shared.credentials import CredentialError, decode, sign
+from shared.keyring import KeyRing
 
 _AUDIENCE = "podium-fleet"
 _ISSUER = "podium-worker"
@@ -104,7 +104,7 @@ def desired_workers(active_sessions: int, policy: FleetPolicy) -> int:
     return max(policy.min_workers, min(policy.max_workers, needed))
 
 
-def mint_worker_credential(secret: str, worker: str, ttl_seconds: int = 120) -> str:
+def mint_worker_credential(keys: KeyRing | str, worker: str, ttl_seconds: int = 120) -> str:
     now = int(time.time())
     claims = {
         "sub": worker,
@@ -114,15 +114,12 @@ def mint_worker_credential(secret: str, worker: str, ttl_seconds: int = 120) -> 
         "exp": now + ttl_seconds,
         "scope": "fleet",
     }
-    return jwt.encode(claims, secret, algorithm="HS256")
+    return sign(keys, claims)
 
 
-def verify_worker_credential(secret: str, token: str) -> str:
+def verify_worker_credential(keys: KeyRing | str, token: str) -> str:
     """Return the worker name the credential speaks for."""
-    try:
-        claims = jwt.decode(token, secret, algorithms=["HS256"], audience=_AUDIENCE, issuer=_ISSUER)
-        if claims.get("scope") != "fleet":
-            raise CredentialError("not a fleet credential")
-        return str(claims["sub"])
-    except (jwt.PyJWTError, KeyError) as exc:
-        raise CredentialError(str(exc)) from exc
+    claims = decode(keys, token, audience=_AUDIENCE, issuer=_ISSUER)
+    if claims.get("scope") != "fleet" or "sub" not in claims:
+        raise CredentialError("not a fleet credential")
+    return str(claims["sub"])

@@ -44,6 +44,13 @@ class DispatchMetadata(BaseModel):
     credential: str  # session-scoped bearer for the control plane's internal API
 
 
+class SessionCredential(BaseModel):
+    """``POST /internal/v1/sessions/{id}/credential``: the job's credential, renewed."""
+
+    credential: str
+    expires_in: int = Field(description="Seconds the credential is valid for.")
+
+
 class OutlineEntry(BaseModel):
     """One slide of the deck's outline, as the presenter's model is told it."""
 

@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.keyring import KeyRing
+
 DEV_LIVEKIT_KEY = "devkey"
 # scripts/dev starts livekit-server with this pair (HS256 wants a secret of 32+ bytes).
 DEV_LIVEKIT_SECRET = "podium-dev-livekit-secret-not-for-production"
@@ -57,14 +59,32 @@ class _Base(BaseSettings):
     )
     internal_secret: SecretStr = Field(
         default=SecretStr(DEV_INTERNAL_SECRET),
-        description="Signs the session-scoped credentials the worker uses on the internal API.",
+        description="Fallback of each PODIUM_*_KEYS key ring left unset (one secret for every "
+        "purpose); set the key rings instead, so workers hold only the fleet keys.",
+    )
+    fleet_keys: SecretStr | None = Field(
+        default=None,
+        description="Key ring (comma-separated; the first signs, all verify) of the workers' "
+        "fleet credentials: both services hold it. Unset: PODIUM_INTERNAL_SECRET.",
     )
 
+    def _ring(self, name: str, value: SecretStr | None) -> tuple[str, KeyRing]:
+        if value is None or not value.get_secret_value().strip():
+            return "PODIUM_INTERNAL_SECRET", KeyRing([self.internal_secret.get_secret_value()])
+        return name, KeyRing.parse(value.get_secret_value())
+
+    def fleet_key_ring(self) -> KeyRing:
+        return self._ring("PODIUM_FLEET_KEYS", self.fleet_keys)[1]
+
+    def _rings(self) -> list[tuple[str, KeyRing]]:
+        return [self._ring("PODIUM_FLEET_KEYS", self.fleet_keys)]
+
     def _secrets(self) -> dict[str, SecretStr]:
-        return {
-            "PODIUM_LIVEKIT_API_SECRET": self.livekit_api_secret,
-            "PODIUM_INTERNAL_SECRET": self.internal_secret,
-        }
+        secrets = {"PODIUM_LIVEKIT_API_SECRET": self.livekit_api_secret}
+        for name, ring in self._rings():
+            for n, key in enumerate(ring.keys, start=1):
+                secrets[name if n == 1 else f"{name} (key {n})"] = SecretStr(key)
+        return secrets
 
     def weak_secrets(self) -> list[str]:
         """Each secret that is a published placeholder or too short, and why."""
@@ -81,6 +101,7 @@ class _Base(BaseSettings):
     def _refuse_weak_secrets_unless_dev(self) -> _Base:
         # Anyone can sign room tokens, worker credentials or ops calls with a published secret:
         # only a deployment that says it is a developer's own stack may run with one.
+        self._rings()  # a malformed key ring (an empty key) is refused in every environment
         problems = [] if self.environment == "dev" else self.weak_secrets()
         if problems:
             told = "environment" in self.model_fields_set
@@ -107,7 +128,29 @@ class ControlPlaneSettings(_Base):
     db_pool_max: int = 10
     token_ttl_seconds: int = Field(default=3600, ge=60, le=86_400)
     room_empty_timeout_seconds: int = Field(default=300, ge=10)
-    worker_credential_ttl_seconds: int = Field(default=12 * 3600, ge=60)
+    worker_credential_ttl_seconds: int = Field(
+        default=900,
+        ge=60,
+        le=86_400,
+        description="Lifetime of a session credential; the job renews it while the session lives.",
+    )
+    session_credential_keys: SecretStr | None = Field(
+        default=None,
+        description="Key ring of the session credentials (control plane only). Unset: "
+        "PODIUM_INTERNAL_SECRET.",
+    )
+    asset_url_keys: SecretStr | None = Field(
+        default=None,
+        description="Key ring of the signed asset URLs (control plane only). Unset: "
+        "PODIUM_INTERNAL_SECRET.",
+    )
+    records_grace_seconds: float = Field(
+        default=30,
+        ge=0,
+        le=600,
+        description="An ended session takes its job's last records this long, or until the job "
+        "says they are complete; then the internal write routes answer 409 session_ended.",
+    )
     max_redispatches: int = Field(
         default=3,
         ge=0,
@@ -304,6 +347,19 @@ class ControlPlaneSettings(_Base):
     limit_webhook_endpoints: int = Field(
         default=10, ge=1, le=10_000, description="Registered webhook endpoints."
     )
+
+    def session_credential_key_ring(self) -> KeyRing:
+        return self._ring("PODIUM_SESSION_CREDENTIAL_KEYS", self.session_credential_keys)[1]
+
+    def asset_url_key_ring(self) -> KeyRing:
+        return self._ring("PODIUM_ASSET_URL_KEYS", self.asset_url_keys)[1]
+
+    def _rings(self) -> list[tuple[str, KeyRing]]:
+        return [
+            *super()._rings(),
+            self._ring("PODIUM_SESSION_CREDENTIAL_KEYS", self.session_credential_keys),
+            self._ring("PODIUM_ASSET_URL_KEYS", self.asset_url_keys),
+        ]
 
     def _secrets(self) -> dict[str, SecretStr]:
         return {**super()._secrets(), "PODIUM_OPS_TOKEN": self.ops_token}

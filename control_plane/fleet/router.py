@@ -27,9 +27,7 @@ def _worker(settings: Settings, credentials: Bearer) -> str:
     if credentials is None:
         raise Unauthorized("Missing worker fleet credential.")
     try:
-        return verify_worker_credential(
-            settings.internal_secret.get_secret_value(), credentials.credentials
-        )
+        return verify_worker_credential(settings.fleet_key_ring(), credentials.credentials)
     except CredentialError as exc:
         raise Unauthorized("The worker fleet credential is invalid or expired.") from exc
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from control_plane.conversation import repository as conversation
 from control_plane.decks.search import Purpose
@@ -15,11 +15,14 @@ from control_plane.deps import (
     Pool,
     RedisClient,
     Settings,
+    Storage,
+    WorkerClaims,
     WorkerSessionId,
 )
-from control_plane.errors import Conflict, NotFound, PodiumError
+from control_plane.errors import Conflict, NotFound, PodiumError, SessionEnded
 from control_plane.limits.guards import PresenterSearchLimit, PresenterSlideChangeLimit
 from control_plane.sessions import repository as sessions
+from control_plane.sessions.credentials import mint_for
 from control_plane.sessions.liveness import JobLiveness
 from control_plane.sessions.service import SessionService
 from control_plane.slides.router import RequiredIdempotencyKey, Slides, mark_replay
@@ -34,6 +37,7 @@ from shared.schemas import (
     EscalationRequest,
     JobAlive,
     SessionContext,
+    SessionCredential,
     SlideChange,
     SlideContent,
     SlideState,
@@ -194,6 +198,43 @@ async def records_complete(session_id: UUID, scope: WorkerSessionId, pool: Pool)
         await transcripts.records_complete(conn, session_id)
 
 
+class NotOgg(PodiumError):
+    status_code = 422
+    code = "not_ogg"
+
+
+class NotRecorded(Conflict):
+    code = "recording_not_requested"
+
+
+@router.put("/{session_id}/recording", status_code=status.HTTP_204_NO_CONTENT)
+async def put_recording(
+    session_id: UUID, scope: WorkerSessionId, pool: Pool, storage: Storage, request: Request
+) -> None:
+    """The session's audio (Ogg/Opus: the user and the presenter, one channel each), uploaded
+    by the job when it ends; a later upload (a resumed job's) replaces it."""
+    _check_scope(scope, session_id)
+    row = await sessions.get_by_id(pool, session_id)
+    if row is None:
+        raise NotFound(f"Session {session_id} was not found.")
+    if not row["record"]:
+        raise NotRecorded("This session was not created with recording on.")
+    body = await request.body()
+    if not body.startswith(b"OggS"):
+        raise NotOgg("The recording must be an Ogg file.")
+    key = f"recordings/{session_id}.ogg"
+    await storage.put_bytes(key, body)
+    await sessions.set_recording(pool, session_id, key, len(body))
+    await sessions.insert_audit_event(
+        pool,
+        tenant_id=row["tenant_id"],
+        session_id=session_id,
+        actor="agent",
+        type="recording.stored",
+        data={"bytes": len(body)},
+    )
+
+
 @router.post("/{session_id}/escalations", status_code=status.HTTP_201_CREATED)
 async def escalate(
     session_id: UUID,
@@ -230,3 +271,19 @@ async def job_alive(
         raise Superseded("Another job presents this session now; leave the room.")
     # A presenting job means the session started, even if its agent-joined report was lost.
     await sessions.mark_started(pool, session_id)
+
+
+@router.post("/{session_id}/credential")
+async def renew_credential(
+    session_id: UUID, claims: WorkerClaims, pool: Pool, settings: Settings
+) -> SessionCredential:
+    """A fresh credential bound to the same dispatch, while the session lives; the job renews
+    its short-lived one before it expires."""
+    _check_scope(claims.session_id, session_id)
+    row = await sessions.credential_state(pool, session_id, grace_s=0)
+    if row is None or row["status"] == "ended":
+        raise SessionEnded(f"Session {session_id} has ended; its credential is not renewed.")
+    return SessionCredential(
+        credential=mint_for(settings, session_id, claims.dispatch),
+        expires_in=settings.worker_credential_ttl_seconds,
+    )

@@ -21,8 +21,7 @@ from control_plane.background import BackgroundLoop
 from control_plane.errors import UpstreamUnavailable
 from control_plane.livekit_gateway import LiveKitGateway
 from control_plane.sessions import repository
-from shared.credentials import mint_session_credential
-from shared.schemas import DispatchMetadata
+from control_plane.sessions.credentials import dispatch_metadata
 from shared.settings import ControlPlaneSettings
 
 logger = logging.getLogger(__name__)
@@ -53,13 +52,9 @@ class DispatchWatchdog(BackgroundLoop):
         for row in waiting:
             if await self._livekit.presenter_dispatched(row["room"], settle_s=period) is not False:
                 continue  # a worker has it, it is still being offered, or nobody asked for it
-            credential = mint_session_credential(
-                self._settings.internal_secret.get_secret_value(),
-                row["id"],
-                self._settings.worker_credential_ttl_seconds,
-            )
-            metadata = DispatchMetadata(session_id=row["id"], credential=credential)
-            await self._livekit.dispatch_agent(row["room"], metadata.model_dump_json())
+            # The dropped dispatch reached no job: the new one keeps its dispatch binding.
+            metadata = dispatch_metadata(self._settings, row["id"], row["dispatch_count"])
+            await self._livekit.dispatch_agent(row["room"], metadata)
             await repository.insert_audit_event(
                 self._pool,
                 tenant_id=row["tenant_id"],

@@ -68,7 +68,7 @@ async def waiting_for_presenter(
     """Dispatched sessions whose presenter has not joined yet, oldest first (bounded)."""
     rows: list[asyncpg.Record] = await conn.fetch(
         """
-        SELECT id, tenant_id, room FROM sessions
+        SELECT id, tenant_id, room, dispatch_count FROM sessions
         WHERE status = 'created' AND dispatch_count >= 1
           AND created_at < now() - make_interval(secs => $1)
           AND created_at > now() - make_interval(secs => $2)
@@ -157,6 +157,26 @@ async def mark_started(conn: asyncpg.Connection | asyncpg.Pool, session_id: UUID
         """,
         session_id,
     )
+
+
+async def credential_state(
+    conn: asyncpg.Connection | asyncpg.Pool, session_id: UUID, *, grace_s: float
+) -> asyncpg.Record | None:
+    """What a worker credential is checked against: the current dispatch, whether the session
+    ended, and whether its records are closed (complete, or ``grace_s`` past the end)."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        """
+        SELECT dispatch_count, status,
+               status = 'ended' AND (records_complete_at IS NOT NULL
+                                     OR coalesce(ended_at < now() - make_interval(secs => $2),
+                                                 true))
+                 AS records_closed
+        FROM sessions WHERE id = $1
+        """,
+        session_id,
+        grace_s,
+    )
+    return row
 
 
 async def count_dispatch(

@@ -18,9 +18,8 @@ from redis.asyncio import Redis
 
 from control_plane.livekit_gateway import LiveKitGateway
 from control_plane.sessions import repository
+from control_plane.sessions.credentials import dispatch_metadata
 from control_plane.sessions.liveness import JobLiveness, TryLater
-from shared.credentials import mint_session_credential
-from shared.schemas import DispatchMetadata
 from shared.settings import ControlPlaneSettings
 
 logger = logging.getLogger(__name__)
@@ -115,14 +114,10 @@ class Resumer:
             await self._audit(row, {**audit, "redispatched": False})
             return False
         await self._liveness.release(session_id)  # the next job to report owns the session
-        credential = mint_session_credential(
-            self._settings.internal_secret.get_secret_value(),
-            session_id,
-            self._settings.worker_credential_ttl_seconds,
-        )
-        metadata = DispatchMetadata(session_id=session_id, credential=credential)
+        # The new job's credential is bound to this dispatch: the lost job's is superseded.
+        metadata = dispatch_metadata(self._settings, session_id, count)
         try:
-            await self._livekit.dispatch_agent(row["room"], metadata.model_dump_json())
+            await self._livekit.dispatch_agent(row["room"], metadata)
         except BaseException:
             await repository.uncount_dispatch(self._pool, session_id)  # it did not happen
             raise

@@ -21,6 +21,7 @@ from control_plane.fleet.admission import RETRY_POLL_S, Admission, NoCapacity, R
 from control_plane.limits.service import limits_for, refused
 from control_plane.livekit_gateway import LiveKitGateway
 from control_plane.sessions import lifecycle, repository
+from control_plane.sessions.credentials import dispatch_metadata
 from control_plane.sessions.schemas import (
     ParticipantSpec,
     ParticipantToken,
@@ -34,8 +35,7 @@ from control_plane.slides.cache import SlideRecord
 from control_plane.slides.publisher import room_metadata
 from control_plane.storage import UrlSigner
 from control_plane.tenants import service as tenants
-from shared.credentials import mint_session_credential
-from shared.schemas import DispatchMetadata, OutlineEntry, SessionContext
+from shared.schemas import OutlineEntry, SessionContext
 from shared.settings import ControlPlaneSettings
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def to_public(row: asyncpg.Record) -> SessionPublic:
         ended_at=row["ended_at"],
         end_reason=row["end_reason"],
         record=row["record"],
-        recording_url=f"/v1/sessions/{row['id']}/recording" if row["record"] else None,
+        recording_url=f"/v1/sessions/{row['id']}/recording" if row["recording_key"] else None,
     )
 
 
@@ -92,7 +92,7 @@ class SessionService:
         self._livekit = livekit
         self._settings = settings
         self._signer = UrlSigner(
-            settings.internal_secret.get_secret_value(),
+            settings.asset_url_key_ring(),
             settings.public_url,
             settings.asset_url_ttl_seconds,
         )
@@ -109,7 +109,9 @@ class SessionService:
             await self._livekit.create_room(
                 room=room,
                 empty_timeout_s=self._settings.room_empty_timeout_seconds,
-                dispatch_metadata=None if on_join else self._dispatch_metadata(session_id),
+                dispatch_metadata=None
+                if on_join
+                else dispatch_metadata(self._settings, session_id, 1),
                 metadata=(
                     room_metadata(SlideRecord.from_row(slide).state(self._signer))
                     if slide
@@ -210,7 +212,9 @@ class SessionService:
             await self._livekit.create_room(
                 room=room,
                 empty_timeout_s=self._settings.room_empty_timeout_seconds,
-                dispatch_metadata=None if on_join else self._dispatch_metadata(session_id),
+                dispatch_metadata=None
+                if on_join
+                else dispatch_metadata(self._settings, session_id, 1),
                 metadata=(
                     room_metadata(SlideRecord.from_row(slide).state(self._signer))
                     if slide
@@ -230,19 +234,13 @@ class SessionService:
         if row is None:
             return False  # dispatched already, ended, or not a session of ours
         try:
-            await self._livekit.dispatch_agent(row["room"], self._dispatch_metadata(session_id))
+            await self._livekit.dispatch_agent(
+                row["room"], dispatch_metadata(self._settings, session_id, 1)
+            )
         except BaseException:
             await repository.unclaim_first_dispatch(self._pool, session_id)
             raise
         return True
-
-    def _dispatch_metadata(self, session_id: UUID) -> str:
-        credential = mint_session_credential(
-            self._settings.internal_secret.get_secret_value(),
-            session_id,
-            self._settings.worker_credential_ttl_seconds,
-        )
-        return DispatchMetadata(session_id=session_id, credential=credential).model_dump_json()
 
     async def get(self, tenant_id: UUID, session_id: UUID) -> SessionPublic:
         return to_public(await self._load(tenant_id, session_id))

@@ -147,7 +147,7 @@ async def test_workers_speak_only_for_themselves(api: httpx.AsyncClient) -> None
     )
     assert other.status_code == 403
     # a session credential (what a job holds) is not a fleet credential
-    session = mint_session_credential(DEV_INTERNAL_SECRET, uuid.uuid4(), 60)
+    session = mint_session_credential(DEV_INTERNAL_SECRET, uuid.uuid4(), 1, 60)
     as_job = await api.put(
         "/internal/v1/fleet/workers/worker-b",
         json=body,

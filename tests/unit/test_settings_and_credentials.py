@@ -35,17 +35,18 @@ def test_secrets_stay_out_of_repr() -> None:
 
 def test_credential_round_trip_names_its_session() -> None:
     sid = uuid.uuid4()
-    assert verify_session_credential(SECRET, mint_session_credential(SECRET, sid, 60)) == sid
+    claims = verify_session_credential(SECRET, mint_session_credential(SECRET, sid, 3, 60))
+    assert (claims.session_id, claims.dispatch) == (sid, 3)
 
 
 def test_credential_signed_with_another_secret_is_rejected() -> None:
-    token = mint_session_credential("y" * 40, uuid.uuid4(), 60)
+    token = mint_session_credential("y" * 40, uuid.uuid4(), 1, 60)
     with pytest.raises(CredentialError):
         verify_session_credential(SECRET, token)
 
 
 def test_expired_credential_is_rejected() -> None:
-    token = mint_session_credential(SECRET, uuid.uuid4(), ttl_seconds=-5)
+    token = mint_session_credential(SECRET, uuid.uuid4(), 1, ttl_seconds=-5)
     with pytest.raises(CredentialError):
         verify_session_credential(SECRET, token)
 
