@@ -312,12 +312,17 @@ class SessionApi:
             "POST", f"{self._base}/records-complete", credential=self._credential
         )
 
-    async def put_recording(self, audio: bytes) -> None:
+    # Session recording, in segments (agent_worker/recording.py).
+    async def put_recording_segment(
+        self, n: int, audio: bytes, *, job_id: str, started_at: float, duration_s: float
+    ) -> None:
+        """Segment ``n`` of this job's recording; sending it again changes nothing."""
         await self._client._request(
             "PUT",
-            f"{self._base}/recording",
+            f"{self._base}/recording/segments/{n}",
             credential=self._credential,
             content=audio,
+            params={"job_id": job_id, "started_at": started_at, "duration_s": duration_s},
             headers={"Content-Type": "audio/ogg"},
         )
 

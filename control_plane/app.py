@@ -33,6 +33,8 @@ from control_plane.livekit_gateway import LiveKitGateway
 from control_plane.metrics import MetricsMiddleware, MetricsRefresher
 from control_plane.metrics import router as metrics_router
 from control_plane.migrate import apply_migrations
+from control_plane.recordings.router import internal_router as recording_upload_router
+from control_plane.recordings.router import router as recordings_router
 from control_plane.sessions.dispatch_check import DispatchWatchdog
 from control_plane.sessions.lifecycle import LifecycleSweeper
 from control_plane.sessions.liveness import JobLiveness, Watchdog
@@ -186,6 +188,8 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
     app.include_router(conversation_router)
     app.include_router(livekit_webhook_router)
     app.include_router(transcripts_router)
+    app.include_router(recordings_router)
+    app.include_router(recording_upload_router)
     app.include_router(webhooks_router)
     app.include_router(tenant_router)
     app.include_router(keys_router)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from control_plane.conversation import repository as conversation
 from control_plane.decks.search import Purpose
@@ -15,7 +15,6 @@ from control_plane.deps import (
     Pool,
     RedisClient,
     Settings,
-    Storage,
     WorkerClaims,
     WorkerSessionId,
 )
@@ -196,43 +195,6 @@ async def records_complete(session_id: UUID, scope: WorkerSessionId, pool: Pool)
     _check_scope(scope, session_id)
     async with pool.acquire() as conn:
         await transcripts.records_complete(conn, session_id)
-
-
-class NotOgg(PodiumError):
-    status_code = 422
-    code = "not_ogg"
-
-
-class NotRecorded(Conflict):
-    code = "recording_not_requested"
-
-
-@router.put("/{session_id}/recording", status_code=status.HTTP_204_NO_CONTENT)
-async def put_recording(
-    session_id: UUID, scope: WorkerSessionId, pool: Pool, storage: Storage, request: Request
-) -> None:
-    """The session's audio (Ogg/Opus: the user and the presenter, one channel each), uploaded
-    by the job when it ends; a later upload (a resumed job's) replaces it."""
-    _check_scope(scope, session_id)
-    row = await sessions.get_by_id(pool, session_id)
-    if row is None:
-        raise NotFound(f"Session {session_id} was not found.")
-    if not row["record"]:
-        raise NotRecorded("This session was not created with recording on.")
-    body = await request.body()
-    if not body.startswith(b"OggS"):
-        raise NotOgg("The recording must be an Ogg file.")
-    key = f"recordings/{session_id}.ogg"
-    await storage.put_bytes(key, body)
-    await sessions.set_recording(pool, session_id, key, len(body))
-    await sessions.insert_audit_event(
-        pool,
-        tenant_id=row["tenant_id"],
-        session_id=session_id,
-        actor="agent",
-        type="recording.stored",
-        data={"bytes": len(body)},
-    )
 
 
 @router.post("/{session_id}/escalations", status_code=status.HTTP_201_CREATED)

@@ -60,7 +60,7 @@ def to_public(row: asyncpg.Record) -> SessionPublic:
         ended_at=row["ended_at"],
         end_reason=row["end_reason"],
         record=row["record"],
-        recording_url=f"/v1/sessions/{row['id']}/recording" if row["recording_key"] else None,
+        recording_url=f"/v1/sessions/{row['id']}/recording" if row["record"] else None,
     )
 
 
