@@ -43,11 +43,13 @@ def render(k8s: Path, overlay: str) -> str:
 
 @pytest.fixture(scope="module")
 def k8s_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of deploy/k8s with prod's secrets.env made from its example, as an operator would."""
+    """A copy of deploy/k8s with prod's secret files made from their examples, as an operator
+    would."""
     tree = tmp_path_factory.mktemp("k8s") / "k8s"
-    shutil.copytree(K8S, tree, ignore=shutil.ignore_patterns("secrets.env"))
+    shutil.copytree(K8S, tree, ignore=shutil.ignore_patterns("secrets.env", "shared-secrets.env"))
     prod = tree / "overlays" / "prod"
-    shutil.copy(prod / "secrets.env.example", prod / "secrets.env")
+    for name in ("secrets.env", "shared-secrets.env"):
+        shutil.copy(prod / f"{name}.example", prod / name)
     return tree
 
 
@@ -176,13 +178,17 @@ def test_config_and_secrets_are_generated_so_changes_roll_pods(
     objects = docs(text)
     config = one(objects, "ConfigMap", "podium-config")["metadata"]["name"]
     secret = one(objects, "Secret", "podium-secrets")["metadata"]["name"]
-    # kustomize appended a content hash to both names
+    shared = one(objects, "Secret", "podium-shared-secrets")["metadata"]["name"]
+    # kustomize appended a content hash to the names
     assert config != "podium-config" and secret != "podium-secrets"
+    assert shared != "podium-shared-secrets"
     for deployment in (o for o in objects if o["kind"] == "Deployment"):
         for container in containers(deployment):
             sources = container["envFrom"]
             assert {"configMapRef": {"name": config}} in sources
-            assert {"secretRef": {"name": secret}} in sources
+            assert {"secretRef": {"name": shared}} in sources
+    control_plane = one(objects, "Deployment", "podium-control-plane")
+    assert {"secretRef": {"name": secret}} in containers(control_plane)[0]["envFrom"]
     keda_auth = one(objects, "TriggerAuthentication", "podium-fleet-auth")
     assert keda_auth["spec"]["secretTargetRef"] == [
         {"parameter": "token", "name": secret, "key": "PODIUM_OPS_TOKEN"}
@@ -302,3 +308,58 @@ def test_prod_secrets_never_come_from_the_repository() -> None:
         ["git", "ls-files", str(prod)], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.split()
     assert not [p for p in tracked if p.endswith("/secrets.env")]
+
+
+def _secret_keys(objects: list[Doc], container: Doc) -> set[str]:
+    """Every secret key a container's environment holds, from envFrom and from env."""
+    secrets = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Secret"}
+    keys: set[str] = set()
+    for source in container.get("envFrom", []):
+        if "secretRef" in source:
+            found = secrets[source["secretRef"]["name"]]
+            keys |= set(found.get("data", {})) | set(found.get("stringData", {}))
+    for var in container.get("env", []):
+        if "secretKeyRef" in var.get("valueFrom", {}):
+            keys.add(var["name"])
+    return keys
+
+
+def test_workers_get_only_the_secrets_they_use(rendered: tuple[str, str]) -> None:
+    """A compromised worker pod must not hold what reads or signs for every tenant: the
+    database and Redis, the ops token, the session-credential and asset-URL keys."""
+    _, text = rendered
+    objects = docs(text)
+    (worker,) = containers(one(objects, "Deployment", "podium-worker"))
+    held = _secret_keys(objects, worker)
+    assert held == {"PODIUM_LIVEKIT_API_KEY", "PODIUM_LIVEKIT_API_SECRET", "PODIUM_FLEET_KEYS"}
+    config = one(objects, "ConfigMap", "podium-config")["data"]
+    plain = {var["name"] for var in worker.get("env", [])}
+    forbidden = {
+        "PODIUM_DATABASE_URL",
+        "PODIUM_REDIS_URL",
+        "PODIUM_OPS_TOKEN",
+        "PODIUM_INTERNAL_SECRET",
+        "PODIUM_SESSION_CREDENTIAL_KEYS",
+        "PODIUM_ASSET_URL_KEYS",
+    }
+    assert not forbidden & (held | set(config) | plain)
+    # the control plane holds what it signs and verifies with
+    (api,) = containers(one(objects, "Deployment", "podium-control-plane"))
+    assert {"PODIUM_DATABASE_URL", "PODIUM_OPS_TOKEN", "PODIUM_FLEET_KEYS"} <= _secret_keys(
+        objects, api
+    )
+
+
+def test_the_worker_settings_hold_no_control_plane_secret() -> None:
+    """What a worker never uses, it cannot be given: its settings have no field for it."""
+    fields = set(WorkerSettings.model_fields)
+    for name in (
+        "database_url",
+        "redis_url",
+        "ops_token",
+        "session_credential_keys",
+        "asset_url_keys",
+    ):
+        assert name in ControlPlaneSettings.model_fields
+        assert name not in fields
+    assert "fleet_keys" in fields
