@@ -337,7 +337,9 @@ class SessionApi:
         return _parse(Escalation, response)
 
     async def report_alive(self, job_id: str) -> bool:
-        """Tell the control plane this job still presents; False when another job took over."""
+        """Tell the control plane this job still presents; False when it should leave: another
+        job took over, the session ended, or its credential no longer works (revoked or expired
+        unrenewed: the session is dispatched again with a new one once this job left)."""
         try:
             await self._client._request(
                 "POST",
@@ -346,7 +348,11 @@ class SessionApi:
                 json=JobAlive(job_id=job_id).model_dump(mode="json"),
             )
         except ControlPlaneRefused as exc:
-            if exc.code == "superseded":
+            if exc.code in ("superseded", "session_ended"):
+                return False
+            raise
+        except ControlPlaneError as exc:
+            if exc.status_code == httpx.codes.UNAUTHORIZED:
                 return False
             raise
         return True
