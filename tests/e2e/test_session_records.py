@@ -188,21 +188,28 @@ async def test_a_recorded_session_leaves_both_voices_in_storage(
     ended = await api.post(f"/v1/sessions/{sid}/end", headers=owner)
     assert ended.status_code == 200
 
-    for _ in range(60):  # uploaded as the presenter's job ends
-        audio = await api.get(f"/v1/sessions/{sid}/recording", headers=owner)
-        if audio.status_code == 200:
+    for _ in range(60):  # the last segment is uploaded as the presenter's job ends
+        listed = await api.get(f"/v1/sessions/{sid}/recording", headers=owner)
+        assert listed.status_code == 200, listed.text
+        if listed.json()["items"]:
             break
         await asyncio.sleep(0.5)
-    assert audio.status_code == 200, audio.text
-    assert audio.content[:4] == b"OggS"
+    segments = listed.json()["items"]
+    assert segments, "no recording"
     assert (await api.get(f"/v1/sessions/{sid}", headers=owner)).json()["recording_url"]
 
-    with av.open(io.BytesIO(audio.content), mode="r") as container:
-        frames = [f.to_ndarray() for f in container.decode(audio=0)]
-        rate = container.streams.audio[0].rate
+    frames: list[np.ndarray] = []
+    for segment in segments:
+        audio = await api.get(
+            f"/v1/sessions/{sid}/recording/segments/{segment['seq']}", headers=owner
+        )
+        assert (audio.status_code, audio.content[:4]) == (200, b"OggS")
+        with av.open(io.BytesIO(audio.content), mode="r") as container:
+            frames += [f.to_ndarray() for f in container.decode(audio=0)]
+            rate = container.streams.audio[0].rate
     samples = np.concatenate(frames, axis=1).astype(np.float64)  # planar: channels x samples
     seconds = samples.shape[1] / rate
     rms = np.sqrt(np.mean(samples**2, axis=1))
-    print(f"\nrecording: {len(audio.content)} bytes, {seconds:.1f} s, channel RMS {rms}")
+    print(f"\nrecording: {len(segments)} segments, {seconds:.1f} s, channel RMS {rms}")
     assert samples.shape[0] == 2 and seconds > 4
     assert all(level > 0.005 for level in rms), rms  # the user and the presenter both heard
