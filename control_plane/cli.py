@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
 import typer
@@ -23,6 +23,9 @@ from control_plane.migrate import apply_migrations
 from control_plane.tenants import repository as tenants
 from control_plane.tenants.service import create_tenant
 from shared.settings import ControlPlaneSettings
+
+if TYPE_CHECKING:
+    import uvicorn
 
 logger = logging.getLogger("control_plane")
 
@@ -54,13 +57,38 @@ def serve(
             "never expose this control plane",
             extra={"secrets": weak},
         )
-    uvicorn.run(
+    api = uvicorn.Config(
         create_app(settings),
         host=host or settings.host,
         port=port or settings.port,
         log_level="info",
         access_log=False,
     )
+    if settings.metrics_port is None:
+        uvicorn.Server(api).run()
+        return
+    from control_plane.metrics import create_metrics_app
+
+    ops = uvicorn.Config(
+        create_metrics_app(),
+        host=host or settings.host,
+        port=settings.metrics_port,
+        log_level="info",  # uvicorn's loggers are shared: a lower level here mutes the API's
+        access_log=False,
+    )
+    asyncio.run(_serve_together(uvicorn.Server(api), uvicorn.Server(ops)))
+
+
+async def _serve_together(api: uvicorn.Server, ops: uvicorn.Server) -> None:
+    """The API and the metrics port in one process: when either stops (a signal reaches one of
+    them), the other is told to stop too."""
+    servers = {asyncio.create_task(api.serve()): ops, asyncio.create_task(ops.serve()): api}
+    done, pending = await asyncio.wait(servers, return_when=asyncio.FIRST_COMPLETED)
+    for task in done:
+        servers[task].should_exit = True
+    await asyncio.gather(*pending)
+    for task in done:
+        task.result()  # a server that failed to start says why
 
 
 @app.command()

@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 
 import asyncpg
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -110,6 +110,13 @@ router = APIRouter(tags=["health"])
 @router.get("/metrics", include_in_schema=False)
 async def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_metrics_app() -> FastAPI:
+    """``/metrics`` alone, for ``PODIUM_METRICS_PORT``: the API port then does not serve it."""
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    app.include_router(router)
+    return app
 
 
 class MetricsMiddleware:

@@ -124,6 +124,13 @@ class ControlPlaneSettings(_Base):
     )
     host: str = "127.0.0.1"
     port: int = 8000
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Serve /metrics on this port only, apart from the API (a NetworkPolicy can "
+        "then keep it for Prometheus); unset: /metrics on the API port.",
+    )
     db_pool_min: int = 2
     db_pool_max: int = 10
     token_ttl_seconds: int = Field(default=3600, ge=60, le=86_400)

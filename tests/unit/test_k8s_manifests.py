@@ -363,3 +363,22 @@ def test_the_worker_settings_hold_no_control_plane_secret() -> None:
         assert name in ControlPlaneSettings.model_fields
         assert name not in fields
     assert "fleet_keys" in fields
+
+
+def test_control_plane_metrics_are_scraped_on_their_own_port_by_prometheus_only(
+    rendered: tuple[str, str],
+) -> None:
+    _, text = rendered
+    objects = docs(text)
+    deployment = one(objects, "Deployment", "podium-control-plane")
+    (cp,) = containers(deployment)
+    ports = {p["name"]: p["containerPort"] for p in cp["ports"]}
+    metrics_port = int(config_value(objects, "PODIUM_METRICS_PORT"))
+    assert ports["metrics"] == metrics_port != ports["http"]
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert int(annotations["prometheus.io/port"]) == metrics_port
+    ingress = one(objects, "NetworkPolicy", "podium-control-plane")["spec"]["ingress"]
+    for rule in ingress:
+        if any(p["port"] == metrics_port for p in rule["ports"]):
+            monitoring = {"kubernetes.io/metadata.name": "monitoring"}
+            assert rule["from"] == [{"namespaceSelector": {"matchLabels": monitoring}}]
