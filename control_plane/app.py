@@ -80,7 +80,7 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
     async def lifespan(application: FastAPI) -> AsyncIterator[AppState]:
         dsn = settings.database_url.get_secret_value()
         if settings.apply_migrations_on_start:
-            conn = await db.connect(dsn)
+            conn = await db.connect(settings.migrations_dsn())
             try:
                 await apply_migrations(conn)
             finally:

@@ -96,7 +96,7 @@ def migrate() -> None:
     """Apply pending database migrations."""
 
     async def run() -> list[int]:
-        conn = await db.connect(ControlPlaneSettings().database_url.get_secret_value())
+        conn = await db.connect(ControlPlaneSettings().migrations_dsn())
         try:
             return await apply_migrations(conn)
         finally:

@@ -40,8 +40,18 @@ def load_migrations() -> list[Migration]:
     return found
 
 
+async def _applied(conn: asyncpg.Connection) -> set[int]:
+    if await conn.fetchval("SELECT to_regclass('schema_migrations') IS NULL"):
+        return set()
+    return {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+
+
 async def apply_migrations(conn: asyncpg.Connection) -> list[int]:
-    """Apply pending migrations; return the versions applied now."""
+    """Apply pending migrations; return the versions applied now. With none pending it only
+    reads, so a runtime role without DDL rights may call it (``podium migrate`` runs the DDL
+    with ``PODIUM_MIGRATIONS_DATABASE_URL``)."""
+    if {m.version for m in load_migrations()} <= await _applied(conn):
+        return []
     applied_now: list[int] = []
     # The lock comes first: two replicas creating schema_migrations at once on an empty
     # database collide in the catalog even with IF NOT EXISTS.
@@ -56,7 +66,7 @@ async def apply_migrations(conn: asyncpg.Connection) -> list[int]:
             )
             """
         )
-        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        done = await _applied(conn)
         for migration in load_migrations():
             if migration.version in done:
                 continue

@@ -171,6 +171,15 @@ class ControlPlaneSettings(_Base):
         description="A presenting job silent this long is taken as lost (see liveness.py).",
     )
     apply_migrations_on_start: bool = True
+    migrations_database_url: SecretStr | None = Field(
+        default=None,
+        description="The role that owns the schema, used only to apply migrations (at start and "
+        "by `podium migrate`); unset: PODIUM_DATABASE_URL. The runtime role then needs no DDL.",
+    )
+
+    def migrations_dsn(self) -> str:
+        url = self.migrations_database_url or self.database_url
+        return url.get_secret_value()
 
     asset_root: Path = Field(
         default=Path(".state/assets"), description="Local asset storage (originals, previews)."

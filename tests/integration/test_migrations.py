@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import uuid
 
 import asyncpg
+import httpx
 import pytest
 
 from control_plane import db, migrate
 from control_plane.conversation import repository as conversation
 from control_plane.migrate import apply_migrations, load_migrations
 from control_plane.transcripts import repository as transcripts
-from shared.devstack.stack import EphemeralStack
+from shared.devstack.services import ManagedProcess, free_port
+from shared.devstack.stack import ROOT, EphemeralStack, http_ok
 from shared.schemas import ConversationMessage
 
 
@@ -115,3 +118,79 @@ async def test_transcript_lines_are_renumbered_per_session_in_their_order(
             assert (last["seq"], last["item_id"]) == (6, "late")
     finally:
         await conn.close()
+
+
+async def test_the_runtime_role_needs_no_ddl_when_migrations_run_as_the_owner(
+    stack: EphemeralStack, control_plane: EphemeralStack
+) -> None:
+    """Production runs the API as a role that may read and write rows but not change the
+    schema; `podium migrate` applies migrations with PODIUM_MIGRATIONS_DATABASE_URL."""
+    database = f"roles_{uuid.uuid4().hex[:10]}"
+    owner_url = stack.postgres.create_database(database)
+    role = f"app_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(owner_url)
+    try:
+        await admin.execute(f"CREATE ROLE {role} LOGIN")
+        await admin.execute(f"GRANT CONNECT ON DATABASE {database} TO {role}")
+        await admin.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
+        for kind, rights in (
+            ("TABLES", "SELECT, INSERT, UPDATE, DELETE"),
+            ("SEQUENCES", "USAGE, SELECT"),
+        ):
+            await admin.execute(
+                f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT {rights} ON {kind} TO {role}"
+            )
+        await admin.execute(f"REVOKE CREATE ON SCHEMA public FROM {role}, PUBLIC")
+    finally:
+        await admin.close()
+    app_url = owner_url.replace("postgresql://postgres@", f"postgresql://{role}@")
+    env = {**control_plane.api_env, "PODIUM_DATABASE_URL": app_url}
+
+    def podium(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "control_plane", *args],
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+        )
+
+    refused = podium("migrate")  # the runtime role cannot create the schema
+    assert refused.returncode != 0
+    assert "permission denied" in refused.stderr.lower()
+    applied = podium("migrate", PODIUM_MIGRATIONS_DATABASE_URL=owner_url)
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout.startswith(f"applied {len(load_migrations())} migration(s)")
+    # With nothing pending, the runtime role's own start-up check only reads.
+    conn = await db.connect(app_url)
+    try:
+        assert await apply_migrations(conn) == []
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("CREATE TABLE not_allowed (id int)")
+    finally:
+        await conn.close()
+    created = podium("admin", "create-tenant", "runtime-role", "--json")
+    assert created.returncode == 0, created.stderr
+    key = json.loads(created.stdout)["api_key"]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = ManagedProcess(
+        "control-plane-runtime-role",
+        [sys.executable, "-m", "control_plane", "serve"],
+        control_plane.logs / "control-plane-runtime-role.log",
+        env={**env, "PODIUM_PORT": str(port), "PODIUM_PUBLIC_URL": url},
+        cwd=ROOT,
+    )
+    proc.start()
+    try:
+        proc.wait_until(lambda: http_ok(f"{url}/readyz"), 60)
+        async with httpx.AsyncClient(base_url=url, timeout=10) as api:
+            headers = {"Authorization": f"Bearer {key}"}
+            session = await api.post("/v1/sessions", headers=headers, json={})
+            assert session.status_code == 201, session.text
+            sid = session.json()["session_id"]
+            moved = await api.get(f"/v1/sessions/{sid}", headers=headers)
+            assert moved.status_code == 200, moved.text
+            ended = await api.post(f"/v1/sessions/{sid}/end", headers=headers)
+            assert ended.status_code == 200, ended.text
+    finally:
+        proc.stop()
