@@ -208,25 +208,6 @@ class SessionService:
         )
         return slide
 
-        try:
-            await self._livekit.create_room(
-                room=room,
-                empty_timeout_s=self._settings.room_empty_timeout_seconds,
-                dispatch_metadata=None
-                if on_join
-                else dispatch_metadata(self._settings, session_id, 1),
-                metadata=(
-                    room_metadata(SlideRecord.from_row(slide).state(self._signer))
-                    if slide
-                    else None
-                ),
-            )
-        except UpstreamUnavailable:
-            await repository.mark_ended(self._pool, session_id, "livekit_unavailable")
-            raise
-        token = self._mint(session_id, room, body.participant)
-        return SessionCreated(**token.model_dump())
-
     async def dispatch_on_join(self, session_id: UUID) -> bool:
         """With dispatch on join: the first participant arrived, so send the presenter (once,
         whichever replica hears of it first). True when this call dispatched it."""
