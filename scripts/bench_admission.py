@@ -28,30 +28,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_join import pct  # noqa: E402
+from bench_join import measure, pct  # noqa: E402
 
-from shared.devstack.probe import listen_for_agent_voice  # noqa: E402
 from shared.devstack.stack import EphemeralStack, TenantKey  # noqa: E402
 
 
 async def joins(api_url: str, tenant: TenantKey, n: int, label: str) -> list[float]:
-    out = []
-    async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
-        for i in range(n):
-            t0 = time.perf_counter()
-            resp = await client.post("/v1/sessions", headers=tenant.headers, json={})
-            resp.raise_for_status()
-            session = resp.json()
-            heard = await listen_for_agent_voice(
-                session["livekit_url"], session["token"], timeout_s=60, started_at=t0
-            )
-            out.append(heard.first_voice_s * 1000)
-            print(f"  {label} #{i + 1}: {out[-1]:7.0f} ms", flush=True)
-            await client.post(f"/v1/sessions/{session['session_id']}/end", headers=tenant.headers)
-            # The next arrival comes once the slot is free again everywhere: a worker reports a
-            # freed slot 3 s after its job ended (when livekit-server has heard of it too).
-            await asyncio.sleep(4)
-    return out
+    # The next arrival comes once the slot is free again everywhere: a worker reports a freed
+    # slot 3 s after its job ended (when livekit-server has heard of it too).
+    return await measure(api_url, tenant, n, label, gap_s=4)
 
 
 async def burst(

@@ -35,8 +35,14 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def measure(
-    api_url: str, tenant: TenantKey, n: int, label: str, subscribed: list[float] | None = None
+    api_url: str,
+    tenant: TenantKey,
+    n: int,
+    label: str,
+    subscribed: list[float] | None = None,
+    gap_s: float = 0.5,
 ) -> list[float]:
+    """N sessions one after another: POST, join, first agent audio, end; ``gap_s`` between."""
     out: list[float] = []
     async with httpx.AsyncClient(base_url=api_url, timeout=10) as client:
         for i in range(n):
@@ -56,7 +62,7 @@ async def measure(
                 flush=True,
             )
             await client.post(f"/v1/sessions/{session['session_id']}/end", headers=tenant.headers)
-            await asyncio.sleep(0.5)  # let the worker replenish its idle pool, as between arrivals
+            await asyncio.sleep(gap_s)  # the worker replenishes its idle pool, as between arrivals
     return out
 
 
