@@ -163,7 +163,7 @@ async def test_a_session_survives_the_loss_of_its_worker(
         f"/v1/sessions/{sid}/escalations", headers=product_deck.owner.headers
     )
     assert escalations.status_code == 200, escalations.text
-    [record] = escalations.json()
+    [record] = escalations.json()["items"]
     said = [line["text"] for line in record["transcript"]]
     assert said[0].startswith("Hello, Ada"), said  # from the first worker
     assert RESUMED in said  # from the second
