@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -57,7 +58,10 @@ ID_PARAMS = {
 @dataclass
 class Seed:
     tenant: TenantKey
+    name: str
     ids: dict[str, str] = field(default_factory=dict)
+    room: str = ""
+    credential: str = ""  # the session's worker credential, as its job would hold it
 
     def secrets(self) -> set[str]:
         """What must never appear in another tenant's 2xx answer."""
@@ -67,7 +71,7 @@ class Seed:
 
 
 async def seed(api_url: str, owner: TenantKey, name: str) -> Seed:
-    out = Seed(owner)
+    out = Seed(owner, name)
     out.ids["tenant"] = owner.tenant_id
     h = owner.headers
     async with httpx.AsyncClient(base_url=api_url, timeout=15) as api:
@@ -104,6 +108,7 @@ async def seed(api_url: str, owner: TenantKey, name: str) -> Seed:
         )
         resp.raise_for_status()
         out.ids["session"] = str(resp.json()["session_id"])
+        out.room = str(resp.json()["room"])
         keys = (await api.get("/v1/keys", headers=h)).json()
         items = keys["items"] if isinstance(keys, dict) else keys
         out.ids["key"] = str(items[0]["key_id"])
@@ -199,45 +204,44 @@ def failure_kinds(exc: BaseException) -> list[tuple[str, str]]:
     return [(type(exc).__name__, str(title)[:300])]
 
 
-def fuzz(
-    api_url: str, schema_doc: dict[str, Any], hidden: set[tuple[str, str]], a: Seed, b: Seed,
-    args: argparse.Namespace,
-) -> tuple[list[OpResult], list[OpResult]]:  # fmt: skip
-    import requests
-    import schemathesis
-    from hypothesis import strategies as st
-    from schemathesis import GenerationMode
-    from schemathesis.checks import (
-        content_type_conformance,
-        not_a_server_error,
-        response_schema_conformance,
-    )
+class Fuzzer:
+    """Sends schemathesis' cases for one document to the running control plane and records
+    what each answer shows."""
 
-    warnings.simplefilter("ignore")
-    schema = schemathesis.openapi.from_dict(schema_doc)
-    checks = [not_a_server_error, response_schema_conformance, content_type_conformance]
-    forbidden = b.secrets()
-    http = requests.Session()
-    fuzzed: list[OpResult] = []
-    crossed: list[OpResult] = []
+    def __init__(self, api_url: str, doc: dict[str, Any], hidden: set[tuple[str, str]],
+                 args: argparse.Namespace) -> None:  # fmt: skip
+        import requests
+        import schemathesis
+        from schemathesis.checks import (
+            content_type_conformance,
+            not_a_server_error,
+            response_schema_conformance,
+        )
 
-    def call(result: OpResult, case: Any) -> Any:
-        request = case.as_curl_command(headers=a.tenant.headers, base_url=api_url)
+        warnings.simplefilter("ignore")
+        self.api_url, self.hidden, self.args = api_url, hidden, args
+        self.schema = schemathesis.openapi.from_dict(doc)
+        self.checks = [not_a_server_error, response_schema_conformance, content_type_conformance]
+        self.http = requests.Session()
+
+    def operations(self) -> list[Any]:
+        ops = [found.ok() for found in self.schema.get_all_operations()]
+        return [op for op in ops if not self.args.only or self.args.only in op.path]
+
+    def call(self, result: OpResult, case: Any, auth: dict[str, str], forbidden: set[str]) -> Any:
+        """One request; a 5xx, a schema mismatch or another tenant's id in a 2xx is recorded."""
+        request = case.as_curl_command(headers=auth, base_url=self.api_url)
+        result.cases += 1
         try:
-            response = case.call(
-                base_url=api_url, session=http, headers=a.tenant.headers, timeout=20
-            )
+            response = case.call(base_url=self.api_url, session=self.http, headers=auth, timeout=20)
         except Exception as exc:  # a dropped connection or a hang is a server failure too
-            result.cases += 1
             result.fail("NoResponse", request, f"{type(exc).__name__}: {exc}"[:300])
             return None
-        result.cases += 1
         result.statuses[str(response.status_code)] += 1
+        # Routes left out of /openapi.json document nothing to conform to.
+        checks = self.checks[:1] if result.hidden else self.checks
         try:
-            # Routes left out of /openapi.json document nothing to conform to.
-            case.validate_response(
-                response, checks=checks[:1] if result.hidden else checks, headers=a.tenant.headers
-            )
+            case.validate_response(response, checks=checks, headers=auth)
         except (Exception, BaseExceptionGroup) as exc:
             for kind, detail in failure_kinds(exc):
                 result.fail(kind, request, f"{response.status_code}: {detail}")
@@ -247,83 +251,140 @@ def fuzz(
                 result.fail("CrossTenantRead", request, f"{response.status_code} holds {leaked}")
         return response
 
-    for found in schema.get_all_operations():
-        op = found.ok()
-        method, path = op.method.upper(), op.path
-        if args.only and args.only not in path:
-            continue
-        result = OpResult(f"{method} {path}", (method, path) in hidden)
-        names = {p.name: p.location for p in op.iter_parameters()}
-        id_names = {n: loc for n, loc in names.items() if n in ID_PARAMS}
-        strategies = [op.as_strategy(GenerationMode.POSITIVE)]
-        try:
-            negative = op.as_strategy(GenerationMode.NEGATIVE)
-            strategies.append(negative)
-        except Exception:  # nothing to make invalid
-            pass
-        b_path = {n: b.ids[ID_PARAMS[n]] for n, loc in id_names.items() if loc == "path"}
-        b_query = {n: b.ids[ID_PARAMS[n]] for n, loc in id_names.items() if loc == "query"}
-        # A's own records, for cases that get past the lookup (not those that would delete
-        # them or A's key, which the rest of the run needs).
-        a_ids = {n: a.ids[ID_PARAMS[n]] for n, loc in id_names.items() if ID_PARAMS[n] != "key"}
-        if a_ids and method != "DELETE" and not path.endswith(("/end", "/rotate")):
-            a_path = {n: v for n, v in a_ids.items() if names[n] == "path"}
-            a_query = {n: v for n, v in a_ids.items() if names[n] == "query"}
-            strategies.append(op.as_strategy(path_parameters=a_path or None, query=a_query or None))
-        if b_path or b_query:
-            strategies.append(op.as_strategy(path_parameters=b_path or None, query=b_query or None))
+    def worker_plane(self, owner: Seed, other: Seed) -> list[OpResult]:
+        """The owner's session credential (what its job holds) on the /internal session routes:
+        fuzzed on its own session (which also leaves records there: transcript lines, turns,
+        escalations), and with the other tenant's session id, which it must not reach."""
+        from hypothesis import strategies as st
+        from schemathesis import GenerationMode
 
-        try:
-            drive(
-                st.one_of(*strategies), args.max_examples, args.seed, lambda c, r=result: call(r, c)
+        worker = {"Authorization": f"Bearer {owner.credential}"}
+        who = owner.name
+        forbidden = other.secrets()
+        out: list[OpResult] = []
+        for op in self.operations():
+            if not op.path.startswith("/internal/v1/sessions/"):
+                continue
+            label = f"{op.method.upper()} {op.path}"
+            own = OpResult(f"{label} [{who}'s credential, own session]", True)
+            theirs = OpResult(f"{label} [{who}'s credential, other's session]", True)
+            mine = {"session_id": owner.ids["session"]}
+            strategies = [op.as_strategy(GenerationMode.POSITIVE, path_parameters=mine)]
+            with contextlib.suppress(Exception):  # nothing to make invalid
+                strategies.append(op.as_strategy(GenerationMode.NEGATIVE, path_parameters=mine))
+            try:
+                drive(
+                    st.one_of(*strategies),
+                    self.args.max_examples,
+                    self.args.seed,
+                    lambda c, r=own: self.call(r, c, worker, forbidden),
+                )
+            except Exception as exc:
+                own.fail("GenerationError", label, f"{type(exc).__name__}: {exc}"[:300])
+
+            def reach(case: Any, theirs: OpResult = theirs) -> None:
+                response = self.call(theirs, case, worker, forbidden)
+                if response is not None and 200 <= response.status_code < 300:
+                    request = case.as_curl_command(headers=worker, base_url=self.api_url)
+                    theirs.fail("CrossTenantAccess", request, f"{response.status_code}")
+
+            try:
+                strategy = op.as_strategy(path_parameters={"session_id": other.ids["session"]})
+                drive(strategy, 5, self.args.seed, reach)
+            except Exception as exc:
+                theirs.fail("GenerationError", label, f"{type(exc).__name__}: {exc}"[:300])
+            out += [own, theirs]
+        return out
+
+    def api(self, a: Seed, b: Seed) -> tuple[list[OpResult], list[OpResult]]:
+        """Every operation with A's API key: generated cases, then B's ids."""
+        from hypothesis import strategies as st
+        from schemathesis import GenerationMode
+
+        auth, forbidden = a.tenant.headers, b.secrets()
+        fuzzed: list[OpResult] = []
+        crossed: list[OpResult] = []
+        for op in self.operations():
+            method, path = op.method.upper(), op.path
+            result = OpResult(f"{method} {path}", (method, path) in self.hidden)
+            names = {p.name: p.location for p in op.iter_parameters()}
+            id_names = {n: loc for n, loc in names.items() if n in ID_PARAMS}
+            strategies = [op.as_strategy(GenerationMode.POSITIVE)]
+            try:
+                negative = op.as_strategy(GenerationMode.NEGATIVE)
+                strategies.append(negative)
+            except Exception:  # nothing to make invalid
+                pass
+            b_path = {n: b.ids[ID_PARAMS[n]] for n, loc in id_names.items() if loc == "path"}
+            b_query = {n: b.ids[ID_PARAMS[n]] for n, loc in id_names.items() if loc == "query"}
+            # A's own records, for cases that get past the lookup (not those that would delete
+            # them or A's key, which the rest of the run needs).
+            a_ids = {n: a.ids[ID_PARAMS[n]] for n, loc in id_names.items() if ID_PARAMS[n] != "key"}
+            if a_ids and method != "DELETE" and not path.endswith(("/end", "/rotate")):
+                a_path = {n: v for n, v in a_ids.items() if names[n] == "path"}
+                a_query = {n: v for n, v in a_ids.items() if names[n] == "query"}
+                strategies.append(
+                    op.as_strategy(path_parameters=a_path or None, query=a_query or None)
+                )
+            if b_path or b_query:
+                strategies.append(
+                    op.as_strategy(path_parameters=b_path or None, query=b_query or None)
+                )
+
+            try:
+                drive(
+                    st.one_of(*strategies),
+                    self.args.max_examples,
+                    self.args.seed,
+                    lambda c, r=result: self.call(r, c, auth, forbidden),
+                )
+            except Exception as exc:  # e.g. a strategy that cannot be drawn
+                result.fail("GenerationError", result.label, f"{type(exc).__name__}: {exc}"[:300])
+            fuzzed.append(result)
+
+            # Cross-tenant pass: B's ids everywhere they fit, a few bodies each.
+            if not (b_path or b_query or _takes_deck_id(op)):
+                continue
+            cross = OpResult(result.label, result.hidden)
+            body = _deck_body(op, b.ids["deck"])
+
+            # Pages without an API key (the join page: its token is in the URL fragment) answer
+            # anyone; for them only the body check above holds.
+            secured = bool(op.definition.raw.get("security"))
+
+            def across(
+                case: Any,
+                cross: OpResult = cross,
+                body: Any = body,
+                secured: bool = secured,
+                b_path: dict[str, str] = b_path,
+                path: str = path,
+            ) -> None:
+                response = self.call(cross, case, auth, forbidden)
+                for _ in range(3):  # a rate limit the fuzz used up: wait, as a client would
+                    if response is None or response.status_code != 429:
+                        break
+                    time.sleep(float(response.headers.get("Retry-After", "1")))
+                    response = self.call(cross, case, auth, forbidden)
+                if response is None:
+                    return
+                request = case.as_curl_command(headers=auth, base_url=self.api_url)
+                if secured and 200 <= response.status_code < 300 and (b_path or body is not None):
+                    cross.fail("CrossTenantAccess", request, f"{response.status_code} with B's ids")
+                elif path.startswith("/v1/") and b_path and response.status_code not in (404, 429):
+                    cross.statuses[f"not 404: {response.status_code}"] += 1
+
+            strategy = op.as_strategy(
+                path_parameters=b_path or None,
+                query=b_query or None,
+                **({"body": body} if body is not None else {}),
             )
-        except Exception as exc:  # e.g. a strategy that cannot be drawn
-            result.fail("GenerationError", result.label, f"{type(exc).__name__}: {exc}"[:300])
-        fuzzed.append(result)
-
-        # Cross-tenant pass: B's ids everywhere they fit, a few bodies each.
-        if not (b_path or b_query or _takes_deck_id(op)):
-            continue
-        cross = OpResult(result.label, result.hidden)
-        body = _deck_body(op, b.ids["deck"])
-
-        # Pages without an API key (the join page: its token is in the URL fragment) answer
-        # anyone; for them only the body check above holds.
-        secured = bool(op.definition.raw.get("security"))
-
-        def across(
-            case: Any,
-            cross: OpResult = cross,
-            body: Any = body,
-            secured: bool = secured,
-            b_path: dict[str, str] = b_path,
-            path: str = path,
-        ) -> None:
-            response = call(cross, case)
-            for _ in range(3):  # a rate limit the fuzz used up: wait, as a client would
-                if response is None or response.status_code != 429:
-                    break
-                time.sleep(float(response.headers.get("Retry-After", "1")))
-                response = call(cross, case)
-            if response is None:
-                return
-            request = case.as_curl_command(headers=a.tenant.headers, base_url=api_url)
-            if secured and 200 <= response.status_code < 300 and (b_path or body is not None):
-                cross.fail("CrossTenantAccess", request, f"{response.status_code} with B's ids")
-            elif path.startswith("/v1/") and b_path and response.status_code not in (404, 429):
-                cross.statuses[f"not 404: {response.status_code}"] += 1
-
-        strategy = op.as_strategy(
-            path_parameters=b_path or None,
-            query=b_query or None,
-            **({"body": body} if body is not None else {}),
-        )
-        try:
-            drive(strategy, 3, args.seed, across)
-        except Exception as exc:
-            cross.fail("GenerationError", cross.label, f"{type(exc).__name__}: {exc}"[:300])
-        crossed.append(cross)
-    return fuzzed, crossed
+            try:
+                drive(strategy, 3, self.args.seed, across)
+            except Exception as exc:
+                cross.fail("GenerationError", cross.label, f"{type(exc).__name__}: {exc}"[:300])
+            crossed.append(cross)
+        return fuzzed, crossed
 
 
 def drive(strategy: Any, examples: int, seed_value: int, test: Any) -> None:
@@ -395,23 +456,28 @@ def main() -> None:
             **({} if args.metrics_on_api_port else {"PODIUM_METRICS_PORT": str(free_port())}),
         )
         tenant_a, tenant_b = stack.create_tenant("fuzz-a"), stack.create_tenant("fuzz-b")
-        a = asyncio.run(seed(stack.api_url, tenant_a, "alpha"))
-        b = asyncio.run(seed(stack.api_url, tenant_b, "bravo"))
-        before = asyncio.run(snapshot(stack.api_url, b))
+        a = asyncio.run(seed(stack.api_url, tenant_a, "A"))
+        b = asyncio.run(seed(stack.api_url, tenant_b, "B"))
+        a.credential = asyncio.run(stack.worker_credential(a.room))
+        b.credential = asyncio.run(stack.worker_credential(b.room))
         public = httpx.get(f"{stack.api_url}/openapi.json", timeout=10).json()
         os.environ.update(stack.api_env)  # the in-process app (only its routes) reads these
-        doc, hidden = full_schema(public)
-        fuzzed, crossed = fuzz(stack.api_url, doc, hidden, a, b, args)
+        fuzzer = Fuzzer(stack.api_url, *full_schema(public), args)
+        # The worker plane first: it leaves records in both sessions for the API to read.
+        workers = fuzzer.worker_plane(a, b) + fuzzer.worker_plane(b, a)
+        before = asyncio.run(snapshot(stack.api_url, b))
+        fuzzed, crossed = fuzzer.api(a, b)
         after = asyncio.run(snapshot(stack.api_url, b))
         log = (stack.logs / "control-plane.log").read_text(errors="replace")
 
     table("Fuzz (tenant A's key; positive, negative and B-seeded cases)", fuzzed)
     table("Cross-tenant (tenant A's key, B's ids)", crossed)
+    table("Worker plane (each session's credential on /internal)", workers)
     changed = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
     print(f"\nB's records unchanged: {'yes' if not changed else 'NO'}")
     for k, (was, now) in changed.items():
         print(f"  {k}: {was} -> {now}")
-    failing = [r for r in fuzzed + crossed if r.failures]
+    failing = [r for r in fuzzed + crossed + workers if r.failures]
     if failing:
         print("\nFailures (first request of each kind):")
         for r in failing:
