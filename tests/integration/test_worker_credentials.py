@@ -15,6 +15,7 @@ import pytest
 from livekit import api as lk
 from livekit import rtc
 
+from control_plane.storage import UrlSigner
 from shared.credentials import mint_session_credential
 from shared.devstack.stack import EphemeralStack, TenantKey
 from shared.fleet import mint_worker_credential
@@ -217,3 +218,14 @@ async def test_an_ended_sessions_writes_close_with_its_records(
     await asyncio.sleep(GRACE_S + 0.5)
     resp = await api.post(f"{base}/messages", headers=worker, json=_messages("b"))
     assert (resp.status_code, resp.json()["error"]) == (409, "session_ended")
+
+
+async def test_asset_urls_verify_only_with_the_asset_key(api: httpx.AsyncClient) -> None:
+    """A link signed with the session or fleet key (what a worker holds) is refused; with the
+    asset key it passes the signature check (and finds no file)."""
+    key = f"decks/{uuid.uuid4()}/slide-001.jpg"
+    expected = {ASSET_KEY: 404, SESSION_KEY: 403, FLEET_KEY: 403}
+    for signing, status in expected.items():
+        url = UrlSigner(signing, "http://unused").url(key)
+        resp = await api.get(url.removeprefix("http://unused"))
+        assert resp.status_code == status, (signing[:9], resp.text)
