@@ -15,6 +15,7 @@ import pytest
 from livekit import api as lk
 from livekit import rtc
 
+from agent_worker.control_plane_client import ControlPlaneClient, ControlPlaneError
 from control_plane.storage import UrlSigner
 from shared.credentials import mint_session_credential
 from shared.devstack.stack import EphemeralStack, TenantKey
@@ -229,3 +230,24 @@ async def test_asset_urls_verify_only_with_the_asset_key(api: httpx.AsyncClient)
         url = UrlSigner(signing, "http://unused").url(key)
         resp = await api.get(url.removeprefix("http://unused"))
         assert resp.status_code == status, (signing[:9], resp.text)
+
+
+async def test_the_worker_renews_its_credential_before_it_expires(
+    api: httpx.AsyncClient, tenant: TenantKey, stack: EphemeralStack
+) -> None:
+    """The job keeps passing the credential of its dispatch metadata; past half its life the
+    client swaps in a renewed one, so the job outlives the credential it was given."""
+    session = await _session(api, tenant)
+    sid = uuid.UUID(session["session_id"])
+    # 4 s from a whole-second iat: it expires 3 to 4 s from now, is half-spent within 2 s
+    given = mint_session_credential(SESSION_KEY, sid, 1, ttl_seconds=4)
+    async with ControlPlaneClient(stack.api_url, timeout_seconds=5) as client:
+        assert (await client.get_session_context(sid, given)).session_id == sid
+        await asyncio.sleep(2.5)  # past half its life: the next request renews it first
+        assert (await client.get_session_context(sid, given)).session_id == sid
+        await asyncio.sleep(2)  # the given credential has expired
+        assert (await client.get_session_context(sid, given)).session_id == sid
+    async with ControlPlaneClient(stack.api_url, timeout_seconds=5) as fresh:
+        with pytest.raises(ControlPlaneError) as refused:
+            await fresh.get_session_context(sid, given)  # expired past its half-life: no renewal
+        assert refused.value.status_code == 401
