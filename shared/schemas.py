@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 SessionStatus = Literal["created", "active", "ended"]
 
@@ -94,6 +94,22 @@ class SessionContext(BaseModel):
 
 # Postgres text cannot hold NUL: refuse it at the edge with a 422, not a database error.
 NO_NUL = r"^[^\x00]*$"
+# An integer column (int4) holds no more: a larger value is a 422 here, not a database error.
+INT4_MAX = 2**31 - 1
+
+
+def _storable(value: datetime) -> datetime:
+    """A time Postgres can store: with its offset applied it must still fall in year 1 or later
+    (0001-01-01T00:00+10:00 is in year 0 in UTC, which Python cannot represent)."""
+    if value.tzinfo is not None:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("time is before year 1 in UTC") from None
+    return value
+
+
+StorableDatetime = Annotated[datetime, AfterValidator(_storable)]
 
 SlideAction = Literal["next", "previous", "goto", "first", "last", "pause", "resume"]
 
@@ -202,7 +218,7 @@ class EscalationRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(min_length=1, max_length=500, pattern=NO_NUL)
-    slide_index: int | None = Field(default=None, ge=1)
+    slide_index: int | None = Field(default=None, ge=1, le=INT4_MAX)
     last_question: str | None = Field(default=None, max_length=2_000, pattern=NO_NUL)
     attempted_answer: str | None = Field(default=None, max_length=2_000, pattern=NO_NUL)
 
@@ -305,8 +321,8 @@ class TurnRecord(BaseModel):
     type: Literal["turn"] = "turn"
     turn_id: str = Field(min_length=1, max_length=100, pattern=r"^[\w.:-]+$")
     job_id: str | None = Field(default=None, max_length=100, pattern=NO_NUL)
-    started_at: datetime
-    ended_at: datetime
+    started_at: StorableDatetime
+    ended_at: StorableDatetime
     user_text: str | None = Field(default=None, max_length=10_000, pattern=NO_NUL)
     agent_text: str | None = Field(default=None, max_length=20_000, pattern=NO_NUL)
     interrupted: bool = False
@@ -317,8 +333,14 @@ class TurnRecord(BaseModel):
     version_after: int | None = Field(default=None, ge=1)
     timings: TurnTimings = Field(default_factory=TurnTimings)
     calls: list[StageCall] = Field(default_factory=list, max_length=100)
-    providers: dict[str, str] = Field(
-        default_factory=dict, description="Stage → 'provider/model' used in this turn."
+    # Stored in jsonb, which has no \u0000 either.
+    providers: dict[
+        Annotated[str, Field(max_length=100, pattern=NO_NUL)],
+        Annotated[str, Field(max_length=200, pattern=NO_NUL)],
+    ] = Field(
+        default_factory=dict,
+        max_length=20,
+        description="Stage → 'provider/model' used in this turn.",
     )
 
 
