@@ -2,19 +2,23 @@
 
 Runs the real stack on loopback (Postgres, Redis, LiveKit, the control plane; no worker:
 admission is off so sessions need no presenter), creates tenants A and B through the CLI and gives
-each a ready deck, a session and a webhook endpoint (with a delivery). Then, as tenant A:
+each a ready deck, a session and a webhook endpoint (with a delivery). Then:
 
-- fuzz: schemathesis generates requests for every operation of ``/openapi.json`` plus the routes
-  it leaves out (``/internal/*``, ``/livekit/webhook``, ``/assets``, the web pages: they need other
-  credentials, so A's key must get a 4xx, never a 5xx). Each operation gets valid (positive) and
-  invalid (negative) cases, and cases whose id parameters are B's ids. Checks: no 5xx, responses
-  and content types as documented, and no 2xx body holding one of B's ids;
+- worker plane: each session's worker credential (what its job holds) on the
+  ``/internal/v1/sessions`` routes, fuzzed on its own session (leaving transcript lines, turns
+  and escalations for the API pass to read) and refused on the other tenant's session;
+- API, as tenant A: schemathesis generates requests for every operation of ``/openapi.json``
+  plus the routes it leaves out (``/internal/*``, ``/livekit/webhook``, ``/assets``, the web
+  pages: they need other credentials, so A's key must get a 4xx, never a 5xx). Each operation
+  gets valid (positive) and invalid (negative) cases, and cases whose id parameters are A's or
+  B's ids. Checks: no 5xx, responses and content types as documented, and no 2xx body holding
+  one of B's ids;
 - cross-tenant: every operation with an id parameter once more with B's ids (path, query and
   ``deck_id`` in a body), which must not answer 2xx (``/v1`` routes: 404);
-- B's records, read as B afterwards, are unchanged (nothing A sent wrote to them).
+- B's records, read as B before and after the API pass, are unchanged.
 
-Prints a table per operation (cases, status classes, failures by kind), each failure's first
-request as curl, and exits 1 on any failure.
+Prints a table per operation (cases, status codes, failures by kind) and per pass, each
+failure's first request as curl, and exits 1 on any failure.
 
     .venv/bin/python scripts/fuzz_api.py [--max-examples 40] [--seed 0] [--only PATH_SUBSTRING]
 """
@@ -138,7 +142,7 @@ async def snapshot(api_url: str, owner: Seed) -> dict[str, Any]:
     items = keys["items"] if isinstance(keys, dict) else keys
     return {
         "deck": (deck.get("deck_id"), deck.get("status")),
-        "session": (session.get("session_id"), session.get("status")),
+        "session": (session.get("session_id"), session.get("status"), session.get("end_reason")),
         "slide": (slide.get("index"), slide.get("version"), slide.get("paused")),
         "endpoints": sorted(str(e["endpoint_id"]) for e in endpoints),
         "keys": sorted((str(k["key_id"]), str(k.get("revoked_at"))) for k in items),
@@ -473,10 +477,27 @@ def main() -> None:
     table("Fuzz (tenant A's key; positive, negative and B-seeded cases)", fuzzed)
     table("Cross-tenant (tenant A's key, B's ids)", crossed)
     table("Worker plane (each session's credential on /internal)", workers)
+    print(f"\n{'pass':<14} {'operations':>10} {'cases':>7} {'failing':>8}")
+    passes = {"API, tenant A": fuzzed, "cross-tenant": crossed, "worker plane": workers}
+    for name, rows in passes.items():
+        failed = sum(sum(r.failures.values()) for r in rows)
+        print(f"{name:<14} {len(rows):>10} {sum(r.cases for r in rows):>7} {failed:>8}")
     changed = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
+    # The lifecycle sweeper may end B's session on its own (its reason is not ended_by_api);
+    # its session.ended webhook is then one more delivery. Neither is A's doing.
+    ended_by_itself = "session" in changed and changed["session"][1][2] not in (
+        None,
+        "ended_by_api",
+    )
+    lifecycle = {
+        k: v for k, v in changed.items() if ended_by_itself and k in ("session", "deliveries")
+    }
+    for k in lifecycle:
+        del changed[k]
     print(f"\nB's records unchanged: {'yes' if not changed else 'NO'}")
-    for k, (was, now) in changed.items():
-        print(f"  {k}: {was} -> {now}")
+    for k, (was, now) in {**changed, **lifecycle}.items():
+        note = " (the lifecycle sweeper, not A)" if k in lifecycle else ""
+        print(f"  {k}: {was} -> {now}{note}")
     failing = [r for r in fuzzed + crossed + workers if r.failures]
     if failing:
         print("\nFailures (first request of each kind):")
