@@ -94,7 +94,9 @@ FLEET_QUEUED = Gauge(
     "podium_fleet_sessions_queued", "Session creations waiting for a free slot (admission)."
 )
 TENANT_SESSIONS = Gauge(
-    "podium_tenant_sessions", "Open sessions (slots held or awaited) by tenant id.", ["tenant"]
+    "podium_tenant_sessions",
+    "Open sessions (slots held or awaited) by tenant id; only with PODIUM_METRICS_PORT.",
+    ["tenant"],
 )
 
 _SESSION_STATUSES = ("created", "active")
@@ -203,11 +205,14 @@ class MetricsRefresher(BackgroundLoop):
         FLEET_ON_READY.set(view.sessions_on_ready_workers)
         FLEET_WAITING.set(view.sessions_waiting)
         FLEET_QUEUED.set(view.sessions_queued)
-        for gone in self._tenants - view.sessions_by_tenant.keys():
+        # Tenant ids only where Prometheus alone reads them: /metrics on the API port needs no
+        # key, and one tenant must not learn another's id or load there (/v1/fleet has them).
+        by_tenant = view.sessions_by_tenant if self._settings.metrics_port is not None else {}
+        for gone in self._tenants - by_tenant.keys():
             TENANT_SESSIONS.remove(gone)
-        for tenant, n in view.sessions_by_tenant.items():
+        for tenant, n in by_tenant.items():
             TENANT_SESSIONS.labels(tenant).set(n)
-        self._tenants = set(view.sessions_by_tenant)
+        self._tenants = set(by_tenant)
 
         if await self._hold_lease():
             await self._observe_completions()
