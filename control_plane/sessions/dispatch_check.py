@@ -26,6 +26,11 @@ from shared.settings import ControlPlaneSettings
 
 logger = logging.getLogger(__name__)
 
+# A job shows in its dispatch's state only once the worker reports it, which on a worker still
+# warming a process for it takes seconds: sending again sooner gave one room several jobs (and
+# took the slots other sessions were waiting for).
+SETTLE_S = 10.0
+
 DISPATCH_RETRIES = Counter(
     "podium_dispatch_retries_total",
     "Dispatches sent again because livekit-server dropped a new session's (no worker took it).",
@@ -50,7 +55,8 @@ class DispatchWatchdog(BackgroundLoop):
         )
         sent = 0
         for row in waiting:
-            if await self._livekit.presenter_dispatched(row["room"], settle_s=period) is not False:
+            settled = await self._livekit.presenter_dispatched(row["room"], settle_s=SETTLE_S)
+            if settled is not False:
                 continue  # a worker has it, it is still being offered, or nobody asked for it
             # The dropped dispatch reached no job: the new one keeps its dispatch binding.
             metadata = dispatch_metadata(self._settings, row["id"], row["dispatch_count"])
