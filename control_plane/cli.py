@@ -20,6 +20,8 @@ from control_plane.limits import service as limits
 from control_plane.limits.models import parse_changes
 from control_plane.limits.service import LimitValue
 from control_plane.migrate import apply_migrations
+from control_plane.privacy import policy
+from control_plane.privacy.policy import RECORD_KINDS, DataPolicy
 from control_plane.tenants import repository as tenants
 from control_plane.tenants.service import create_tenant
 from shared.settings import ControlPlaneSettings
@@ -208,6 +210,62 @@ def limits_cmd(
         return
     for v in values:
         typer.echo(f"{v.name:<26}{v.value:>6}  {'(default)' if v.default else ''}".rstrip())
+
+
+@admin.command("data-policy")
+def data_policy_cmd(
+    tenant_id: Annotated[UUID, typer.Argument(help="The tenant.")],
+    redaction: Annotated[
+        str | None, typer.Option(help="'off', 'mask' or 'drop'; 'default' follows the default.")
+    ] = None,
+    retention: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--retention",
+            metavar="KIND=DAYS",
+            help=f"Days to keep {', '.join(RECORD_KINDS)}; DAYS 'default' follows the default. "
+            "Repeat for more.",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+) -> None:
+    """Show a tenant's data policy (redaction and retention), or change parts of it; parts not
+    named keep their current value."""
+    settings = ControlPlaneSettings()
+
+    async def run() -> DataPolicy:
+        conn = await db.connect(settings.database_url.get_secret_value())
+        try:
+            await apply_migrations(conn)
+            current = await policy.get(conn, tenant_id, settings)
+            if redaction is None and not retention:
+                if not await tenants.exists(conn, tenant_id):
+                    raise NotFound(f"Tenant {tenant_id} was not found.")
+                return current
+            update = policy.change(current, redaction, retention or [])
+            return await policy.put(conn, tenant_id, update, settings)
+        finally:
+            await conn.close()
+
+    try:
+        result = asyncio.run(run())
+    except (ValueError, ValidationError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    except NotFound as exc:
+        typer.echo(f"error: no tenant {tenant_id}", err=True)
+        raise typer.Exit(2) from exc
+    if as_json:
+        typer.echo(result.model_dump_json())
+        return
+    mark = set(result.defaults)
+    typer.echo(
+        f"{'redaction':<22}{result.redaction:>6}  {'(default)' if 'redaction' in mark else ''}"
+    )
+    for kind in RECORD_KINDS:
+        days = getattr(result.retention_days, kind)
+        shown = "kept" if days is None else f"{days} d"
+        typer.echo(f"{kind + ' retention':<22}{shown:>6}  {'(default)' if kind in mark else ''}")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

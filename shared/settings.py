@@ -364,6 +364,24 @@ class ControlPlaneSettings(_Base):
         default=10, ge=1, le=10_000, description="Registered webhook endpoints."
     )
 
+    # --- Data handling (control_plane.privacy): per-tenant policy defaults --------------------
+    # A tenant without its own value (`PUT /v1/tenant/data-policy`, `podium admin data-policy`)
+    # gets these. Retention counts days after the session ended (decks: after upload); unset
+    # (None) keeps that kind of record until it is deleted.
+    redaction_default: Literal["off", "mask", "drop"] = Field(
+        default="off",
+        description="PII redaction before anything is stored or sent: 'off', 'mask' (each "
+        "finding replaced by its type, e.g. [PHONE]) or 'drop' (a text holding any is removed).",
+    )
+    retention_transcripts_days: int | None = Field(default=365, ge=0, le=36_500)
+    retention_turns_days: int | None = Field(default=90, ge=0, le=36_500)
+    retention_recordings_days: int | None = Field(default=90, ge=0, le=36_500)
+    retention_events_days: int | None = Field(default=365, ge=0, le=36_500)
+    retention_decks_days: int | None = Field(default=None, ge=0, le=36_500)
+    retention_sweep_seconds: float = Field(
+        default=3600, gt=0, description="How often the retention sweeper deletes expired records."
+    )
+
     def session_credential_key_ring(self) -> KeyRing:
         return self._ring("PODIUM_SESSION_CREDENTIAL_KEYS", self.session_credential_keys)[1]
 
