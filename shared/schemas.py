@@ -201,6 +201,12 @@ class ConversationMessage(BaseModel):
     interrupted: bool = False
     started_at: datetime | None = Field(default=None, description="When it began to be spoken.")
     ended_at: datetime | None = Field(default=None, description="When it was done being spoken.")
+    speaker: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern=NO_NUL,
+        description="The participant identity whose words a user message holds.",
+    )
 
 
 class ConversationBatch(BaseModel):
@@ -311,6 +317,16 @@ class TurnTimings(BaseModel):
     agent_stopped_at: float | None = None
 
 
+class WordTiming(BaseModel):
+    """One word the speech recogniser heard, with when it was spoken (Unix times)."""
+
+    model_config = _RECORD
+
+    word: str = Field(max_length=200, pattern=NO_NUL)
+    start: float
+    end: float
+
+
 class TurnRecord(BaseModel):
     """One turn of the voice loop: what the user said and what the presenter heard, thought,
     did and said, with its timings. The worker sends it; ``turn_id`` (the framework's speech
@@ -324,6 +340,19 @@ class TurnRecord(BaseModel):
     started_at: StorableDatetime
     ended_at: StorableDatetime
     user_text: str | None = Field(default=None, max_length=10_000, pattern=NO_NUL)
+    speaker: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern=NO_NUL,
+        description="The participant identity whose words user_text holds.",
+    )
+    user_words: list[WordTiming] = Field(
+        default_factory=list,
+        max_length=3000,
+        description="user_text's words with their times, where the recogniser gives them: the "
+        "control plane silences the recording over personal data with them, and does not keep "
+        "them.",
+    )
     agent_text: str | None = Field(default=None, max_length=20_000, pattern=NO_NUL)
     interrupted: bool = False
     tool_calls: list[ToolCallRecord] = Field(default_factory=list, max_length=50)

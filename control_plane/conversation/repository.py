@@ -36,14 +36,16 @@ async def add_messages(
         await conn.execute(
             """
             INSERT INTO session_messages
-                (session_id, seq, item_id, role, text, interrupted, started_at, ended_at)
+                (session_id, seq, item_id, role, text, interrupted, started_at, ended_at,
+                 speaker)
             SELECT $1,
                    coalesce((SELECT max(seq) FROM session_messages WHERE session_id = $1), 0)
                        + row_number() OVER (ORDER BY m.ord),
-                   m.item_id, m.role, m.text, m.interrupted, m.started_at, m.ended_at
+                   m.item_id, m.role, m.text, m.interrupted, m.started_at, m.ended_at, m.speaker
             FROM unnest($2::text[], $3::text[], $4::text[], $5::boolean[],
-                        $6::timestamptz[], $7::timestamptz[])
-                 WITH ORDINALITY AS m(item_id, role, text, interrupted, started_at, ended_at, ord)
+                        $6::timestamptz[], $7::timestamptz[], $8::text[])
+                 WITH ORDINALITY
+                 AS m(item_id, role, text, interrupted, started_at, ended_at, speaker, ord)
             WHERE NOT EXISTS (
                 SELECT 1 FROM session_messages s WHERE s.session_id = $1 AND s.item_id = m.item_id
             )
@@ -56,6 +58,7 @@ async def add_messages(
             [m.interrupted for m in fresh],
             [m.started_at for m in fresh],
             [m.ended_at for m in fresh],
+            [m.speaker for m in fresh],
         )
         # Someone spoke: the session is not idle.
         await conn.execute("UPDATE sessions SET last_activity_at = now() WHERE id = $1", session_id)

@@ -21,15 +21,18 @@ async def add_turns(conn: asyncpg.Connection, session_id: UUID, turns: list[Turn
         for turn in turns:
             status = await conn.execute(
                 """
-                INSERT INTO session_turns (session_id, number, turn_id, record, started_at)
-                SELECT $1, coalesce(max(number), 0) + 1, $2, $3, $4
+                INSERT INTO session_turns
+                    (session_id, number, turn_id, record, started_at, speaker)
+                SELECT $1, coalesce(max(number), 0) + 1, $2, $3, $4, $5
                 FROM session_turns WHERE session_id = $1
                 ON CONFLICT (session_id, turn_id) DO NOTHING
                 """,
                 session_id,
                 turn.turn_id,
-                json.loads(turn.model_dump_json()),
+                # The word timings serve the recording's redaction; they are not kept.
+                json.loads(turn.model_dump_json(exclude={"user_words"})),
                 turn.started_at,
+                turn.speaker,
             )
             added += status.endswith(" 1")
         if added:
