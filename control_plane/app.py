@@ -12,6 +12,8 @@ from redis.asyncio import Redis
 
 from control_plane import db
 from control_plane.assets import router as assets_router
+from control_plane.audit.recorder import AuditMiddleware
+from control_plane.audit.router import router as audit_router
 from control_plane.body_limit import BodyLimitMiddleware, body_caps
 from control_plane.conversation.router import router as conversation_router
 from control_plane.decks.embeddings import build_embedder
@@ -173,6 +175,8 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_exception_handler(SlideStateError, slide_state_error)
+    # Innermost: it records what the routes answered, before the answer leaves.
+    app.add_middleware(AuditMiddleware)
     # Before routing and authentication: FastAPI reads a JSON body before any dependency runs.
     app.add_middleware(BodyLimitMiddleware, caps=body_caps(settings))
     app.add_middleware(MetricsMiddleware)
@@ -194,4 +198,5 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
     app.include_router(webhooks_router)
     app.include_router(tenant_router)
     app.include_router(keys_router)
+    app.include_router(audit_router)
     return app

@@ -12,6 +12,7 @@ import typer
 from pydantic import ValidationError
 
 from control_plane import db
+from control_plane.cli_audit import audit_command
 from control_plane.cli_decks import decks
 from control_plane.cli_eval import eval_command
 from control_plane.cli_keys import keys
@@ -37,6 +38,7 @@ admin = typer.Typer(
 )
 app.add_typer(admin, name="admin")
 admin.add_typer(keys, name="keys")
+admin.command("audit")(audit_command)
 app.add_typer(decks, name="decks")
 app.command("eval")(eval_command)
 

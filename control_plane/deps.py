@@ -101,6 +101,7 @@ async def _caller(request: Request, pool: Pool, credentials: Bearer) -> Caller:
     caller = await authenticate(pool, credentials.credentials, request.state.key_cache)
     if caller is None:
         raise Unauthorized("The API key is not valid or has been revoked.")
+    request.state.caller = caller  # for the audit trail (control_plane.audit.recorder)
     return caller
 
 
@@ -120,7 +121,8 @@ def requires(scope: Scope) -> Any:
     """A dependency for a router's (or route's) ``dependencies=[...]``: the caller's key must
     hold ``scope``, else ``403 forbidden`` naming it."""
 
-    async def check(caller: ApiCaller) -> None:
+    async def check(request: Request, caller: ApiCaller) -> None:
+        request.state.required_scope = scope  # which reads the audit trail keeps
         if scope not in caller.scopes:
             raise Forbidden(
                 f"This API key lacks the '{scope}' scope, which this route needs; use a key "

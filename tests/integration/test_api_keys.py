@@ -129,9 +129,13 @@ def _scope_of(path: str) -> str | None:
     family = parts[2]
     if family == "sessions":
         return "records:read" if len(parts) > 4 and parts[4] in RECORDS else "sessions"
-    return {"decks": "decks", "webhooks": "webhooks", "tenant": "admin", "keys": "admin"}.get(
-        family
-    )
+    return {
+        "decks": "decks",
+        "webhooks": "webhooks",
+        "tenant": "admin",
+        "keys": "admin",
+        "audit": "admin",
+    }.get(family)
 
 
 def _fill(path: str) -> str:

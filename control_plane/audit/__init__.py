@@ -1,0 +1,1 @@
+"""The audit trail: who changed what or read which records, through the tenant API."""
