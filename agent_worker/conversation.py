@@ -50,7 +50,10 @@ def _utc(unix: float) -> datetime:
 
 
 class ConversationSync:
-    def __init__(self, session: AgentSession[Any], deck: SessionApi) -> None:
+    def __init__(
+        self, session: AgentSession[Any], deck: SessionApi, *, speaker: str | None = None
+    ) -> None:
+        self._speaker = speaker  # the participant identity the user's messages are from
         self._outbox: Outbox[ConversationMessage] = Outbox(
             deck.add_messages, name="conversation_sync", batch=BATCH, max_pending=MAX_PENDING
         )
@@ -59,6 +62,8 @@ class ConversationSync:
     def _on_item(self, event: ConversationItemAddedEvent) -> None:
         message = to_message(event.item)
         if message is not None:
+            if message.role == "user":
+                message = message.model_copy(update={"speaker": self._speaker})
             self._outbox.put(message)
 
     async def flush(self, within_seconds: float = 5.0) -> bool:

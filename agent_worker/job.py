@@ -38,7 +38,7 @@ from .presenter import Presenter
 from .prewarm import prewarmed_vad, prewarmed_whisper, vendor_avatar_settings, worker_settings
 from .providers import build_llm, build_stt, build_tts
 from .recording import RecordingSegments, recording_options
-from .turns import TurnRecorder
+from .turns import HeardWords, TurnRecorder
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,9 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
         logger.warning("another job presents this session; not joining in")
         ctx.shutdown(reason="another job presents this session")
         return
-    session, presenter = _voice_loop(ctx, control_plane, metadata, context, speech, senders)
+    session, presenter = _voice_loop(
+        ctx, control_plane, metadata, context, speech, senders, speaker=participant.identity
+    )
     # The framework closes the session when its participant leaves (a page reload, too); the
     # job then leaves the room, so the people still in it get a new presenter (see resume.py).
     session.on("close", lambda _: ctx.shutdown(reason="the agent session closed"))
@@ -198,6 +200,8 @@ def _voice_loop(
     context: SessionContext,
     speech: tts.TTS[Any],
     senders: list[Callable[[], Awaitable[None]]],
+    *,
+    speaker: str,
 ) -> tuple[AgentSession[None], Presenter]:
     """VAD → STT → LLM → TTS (each a chain built from settings) for a session with a deck;
     without one the presenter only greets."""
@@ -217,9 +221,12 @@ def _voice_loop(
         turn_handling=turn_handling(settings),
     )
     deck = control_plane.for_session(metadata.session_id, metadata.credential)
-    conversation = ConversationSync(session, deck)
+    conversation = ConversationSync(session, deck, speaker=speaker)
     senders.append(conversation.aclose)
-    turns = TurnRecorder(session, deck, room=ctx.room, job_id=ctx.job.id)
+    heard = HeardWords()
+    turns = TurnRecorder(
+        session, deck, room=ctx.room, job_id=ctx.job.id, speaker=speaker, heard=heard
+    )
     senders.append(turns.aclose)
     narrator = Narrator(session, deck)
     ctx.add_shutdown_callback(narrator.aclose)
@@ -229,6 +236,7 @@ def _voice_loop(
         conversation=conversation,
         chat_ctx=restored_chat(context.conversation),
         outline=context.outline,
+        heard=heard,
     )
     return session, presenter
 

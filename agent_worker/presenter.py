@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import logging
 import re
+import time
+from collections.abc import AsyncGenerator, AsyncIterable
 from typing import Any
 
-from livekit.agents import Agent, RunContext, ToolError, function_tool, llm
+from livekit import rtc
+from livekit.agents import Agent, ModelSettings, RunContext, ToolError, function_tool, llm, stt
+from livekit.agents.utils import is_given
 
 from shared.intents import relative_target
 from shared.schemas import (
@@ -21,6 +25,7 @@ from shared.schemas import (
     OutlineEntry,
     SlideAction,
     SlideState,
+    WordTiming,
 )
 
 from .control_plane_client import (
@@ -31,8 +36,25 @@ from .control_plane_client import (
 )
 from .conversation import ConversationSync
 from .narration import Narrator
+from .turns import HeardWords
 
 logger = logging.getLogger(__name__)
+
+
+def _wall_clock_words(event: stt.SpeechEvent, origin: float | None) -> list[WordTiming]:
+    """A final transcript's timed words, their times moved from the audio's clock (seconds
+    since ``origin``) to Unix time."""
+    if origin is None or not event.alternatives or not event.alternatives[0].words:
+        return []
+    words = []
+    for word in event.alternatives[0].words:
+        if not (is_given(word.start_time) and is_given(word.end_time)) or not str(word):
+            continue
+        words.append(
+            WordTiming(word=str(word), start=origin + word.start_time, end=origin + word.end_time)
+        )
+    return words
+
 
 INSTRUCTIONS = (
     "You are Podium, a friendly presenter walking an audience through a slide deck. "
@@ -112,11 +134,40 @@ class Presenter(Agent):
         conversation: ConversationSync | None = None,
         chat_ctx: llm.ChatContext | None = None,
         outline: list[OutlineEntry] | None = None,
+        heard: HeardWords | None = None,
     ) -> None:
         super().__init__(instructions=instructions_for(outline or []), chat_ctx=chat_ctx)
         self._deck = deck  # None: a session created without a deck, where the tools refuse
         self.narrator = narrator  # None: no presentation mode (tests, sessions without a deck)
         self._conversation = conversation
+        self._heard = heard
+
+    async def stt_node(
+        self, audio: AsyncIterable[rtc.AudioFrame], model_settings: ModelSettings
+    ) -> AsyncGenerator[stt.SpeechEvent, None]:
+        """The framework's recognition, noting the final transcripts' word timings (when the
+        recogniser gives them) on the wall clock for the turn log."""
+        first_frame: list[float] = []
+
+        async def timed() -> AsyncGenerator[rtc.AudioFrame, None]:
+            async for frame in audio:
+                if not first_frame:
+                    first_frame.append(time.time())
+                yield frame
+
+        async for event in Agent.default.stt_node(self, timed(), model_settings):
+            if self._heard is not None and event.type == stt.SpeechEventType.FINAL_TRANSCRIPT:
+                self._heard.add(_wall_clock_words(event, self._audio_started_at(first_frame)))
+            yield event
+
+    def _audio_started_at(self, first_frame: list[float]) -> float | None:
+        """When the user's audio began, the origin of the recogniser's times: the framework's
+        own anchor (as its default stt_node uses it), else this node's first frame."""
+        try:
+            anchor = getattr(self.audio_recognition, "_input_started_at", None)
+        except RuntimeError:  # no activity (the agent is being replaced)
+            anchor = None
+        return anchor if isinstance(anchor, float) else (first_frame[0] if first_frame else None)
 
     @function_tool()
     async def next_slide(self, context: RunContext[Any], slides: int = 1) -> str:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,7 +31,14 @@ from livekit.agents.voice.events import (
     SpeechCreatedEvent,
 )
 
-from shared.schemas import SlideState, StageCall, ToolCallRecord, TurnRecord, TurnTimings
+from shared.schemas import (
+    SlideState,
+    StageCall,
+    ToolCallRecord,
+    TurnRecord,
+    TurnTimings,
+    WordTiming,
+)
 
 from .control_plane_client import SessionApi
 from .narration import slide_state_in
@@ -42,6 +51,21 @@ _SETTLE_SECONDS = 0.3
 _MAX_TEXT = 10_000
 
 
+class HeardWords:
+    """The words the speech recogniser heard, each with when it was spoken (wall clock), for
+    the turn log: the control plane silences the recording's user channel over the ones that
+    held personal data. Bounded: the newest words only."""
+
+    def __init__(self, keep: int = 5_000) -> None:
+        self._words: deque[WordTiming] = deque(maxlen=keep)
+
+    def add(self, words: Iterable[WordTiming]) -> None:
+        self._words.extend(words)
+
+    def between(self, start: float, end: float) -> list[WordTiming]:
+        return [w for w in self._words if w.end >= start and w.start <= end]
+
+
 class TurnRecorder:
     def __init__(
         self,
@@ -50,9 +74,13 @@ class TurnRecorder:
         *,
         room: rtc.Room | None = None,
         job_id: str | None = None,
+        speaker: str | None = None,
+        heard: HeardWords | None = None,
     ) -> None:
         self._room = room
         self._job_id = job_id
+        self._speaker = speaker  # the participant identity whose words the turns hold
+        self._heard = heard
         self._outbox: Outbox[TurnRecord] = Outbox(deck.add_turns, name="turn_log", batch=20)
         self._unanswered: list[llm.ChatMessage] = []  # user messages no reply has taken yet
         self._open: list[_OpenTurn] = []
@@ -147,7 +175,7 @@ class TurnRecorder:
         if record is None:  # a discarded preemptive generation: nothing was said or done
             self._unanswered = turn.users + self._unanswered
             return
-        self._outbox.put(record)
+        self._outbox.put(self._attributed(record, turn.users))
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -162,17 +190,36 @@ class TurnRecorder:
         if self._unanswered:
             now = datetime.now(UTC)
             self._outbox.put(
-                TurnRecord(
-                    turn_id=f"unanswered_{self._unanswered[0].id}"[:100],
-                    job_id=self._job_id,
-                    started_at=_when(self._unanswered[0]) or now,
-                    ended_at=now,
-                    user_text=_joined(self._unanswered),
-                    calls=self._stt,
+                self._attributed(
+                    TurnRecord(
+                        turn_id=f"unanswered_{self._unanswered[0].id}"[:100],
+                        job_id=self._job_id,
+                        started_at=_when(self._unanswered[0]) or now,
+                        ended_at=now,
+                        user_text=_joined(self._unanswered),
+                        calls=self._stt,
+                    ),
+                    self._unanswered,
                 )
             )
             self._unanswered = []
         await self._outbox.aclose()
+
+    def _attributed(self, record: TurnRecord, users: list[llm.ChatMessage]) -> TurnRecord:
+        """The turn with its speaker and the timings of the user's words: the recogniser's,
+        else each message as one span (a recogniser without word timings, e.g. Whisper here)."""
+        if not record.user_text:
+            return record
+        words: list[WordTiming] = []
+        for message in users:
+            started = message.metrics.get("started_speaking_at")
+            stopped = message.metrics.get("stopped_speaking_at")
+            if started is None or stopped is None:
+                continue
+            heard = self._heard.between(started - 1.0, stopped + 1.0) if self._heard else []
+            text = (message.text_content or "")[:_MAX_TEXT]
+            words.extend(heard or [WordTiming(word=text, start=started, end=stopped)])
+        return record.model_copy(update={"speaker": self._speaker, "user_words": words[:3000]})
 
     def _slide(self) -> SlideState | None:
         return slide_state_in(self._room.metadata) if self._room is not None else None

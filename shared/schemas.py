@@ -322,7 +322,11 @@ class WordTiming(BaseModel):
 
     model_config = _RECORD
 
-    word: str = Field(max_length=200, pattern=NO_NUL)
+    word: str = Field(
+        max_length=10_000,
+        pattern=NO_NUL,
+        description="A word, or a whole utterance when the recogniser gives no word timings.",
+    )
     start: float
     end: float
 
