@@ -237,7 +237,7 @@ def _target(scope: Scope, created: str | None) -> str | None:
 
 def _client_ip(scope: Scope) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """The peer uvicorn reports: X-Forwarded-For's address only when the peer is one of the
-    proxies in uvicorn's ``FORWARDED_ALLOW_IPS`` (default 127.0.0.1)."""
+    proxies in uvicorn's ``FORWARDED_ALLOW_IPS`` (default loopback)."""
     client = scope.get("client")
     try:
         return ipaddress.ip_address(client[0]) if client else None

@@ -392,6 +392,21 @@ async def test_the_runtime_role_holds_no_update_or_delete_right(stack: Ephemeral
     finally:
         await app.close()
 
+    # The owner purges old entries as docs/operations.md says, and the trigger is back after.
+    owner = await db.connect(owner_url)
+    try:
+        async with owner.transaction():
+            await owner.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
+            purged = await owner.execute(
+                "DELETE FROM audit_log WHERE at < now() + interval '1 minute'"
+            )
+            await owner.execute("ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only")
+        assert purged == "DELETE 1"
+        with pytest.raises(asyncpg.RaiseError, match="append-only"):
+            await owner.execute("DELETE FROM audit_log")
+    finally:
+        await owner.close()
+
 
 async def test_a_read_whose_entry_cannot_be_written_is_withheld(
     api: httpx.AsyncClient, stack: EphemeralStack, control_plane: EphemeralStack
