@@ -35,6 +35,7 @@ from control_plane.livekit_gateway import LiveKitGateway
 from control_plane.metrics import MetricsMiddleware, MetricsRefresher
 from control_plane.metrics import router as metrics_router
 from control_plane.migrate import apply_migrations
+from control_plane.privacy.retention import RetentionSweeper
 from control_plane.recordings.router import internal_router as recording_upload_router
 from control_plane.recordings.router import router as recordings_router
 from control_plane.sessions.dispatch_check import DispatchWatchdog
@@ -147,6 +148,7 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
                 LifecycleSweeper(pool, gateway, settings),
                 DispatchWatchdog(pool, gateway, settings),
                 WebhookSender(pool, settings),
+                RetentionSweeper(pool, storage, settings),
             ):
                 application.state.slides = slides
                 application.state.limiter = limiter

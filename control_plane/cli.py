@@ -270,6 +270,55 @@ def data_policy_cmd(
         typer.echo(f"{kind + ' retention':<22}{shown:>6}  {'(default)' if kind in mark else ''}")
 
 
+@admin.command("retention-sweep")
+def retention_sweep_cmd(
+    tenant_id: Annotated[
+        UUID | None, typer.Option("--tenant", help="Only this tenant (default: every tenant).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+) -> None:
+    """Delete the records past each tenant's retention now, with their files (what the control
+    plane's sweeper does every PODIUM_RETENTION_SWEEP_SECONDS). Waits up to 60 s while a
+    replica's sweep runs."""
+    from control_plane.privacy.retention import SweepReport, sweep
+    from control_plane.storage import LocalStorage
+
+    settings = ControlPlaneSettings()
+
+    async def run() -> SweepReport:
+        dsn = settings.database_url.get_secret_value()
+        conn = await db.connect(dsn)
+        try:
+            await apply_migrations(conn)
+        finally:
+            await conn.close()
+        pool = await db.create_pool(dsn, min_size=1, max_size=2, command_timeout=300)
+        try:
+            return await sweep(
+                pool,
+                LocalStorage(settings.asset_root),
+                settings,
+                tenant_id=tenant_id,
+                lock_wait_s=60,
+            )
+        finally:
+            await pool.close()
+
+    report = asyncio.run(run())
+    if as_json:
+        typer.echo(json.dumps(report.as_dict()))
+    elif report.skipped:
+        typer.echo("another sweep is running (a control-plane replica's); try again later")
+    else:
+        typer.echo(
+            f"deleted {sum(report.rows.values())} row(s) and {sum(report.files.values())} "
+            f"file(s): rows {dict(report.rows)}, files {dict(report.files)}"
+            + (f"; {report.files_failed} file deletion(s) failed" if report.files_failed else "")
+        )
+    if report.skipped:
+        raise typer.Exit(1)
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def replay(ctx: typer.Context) -> None:
     """Re-drive a session's recorded turns through the presenter (text mode) and compare:

@@ -35,6 +35,11 @@ class AssetStorage(Protocol):
     async def put_file(self, key: str, source: Path) -> None: ...
     async def get_bytes(self, key: str) -> bytes: ...
     async def delete_prefix(self, prefix: str) -> None: ...
+    async def delete_tree(self, key: str) -> int:
+        """Delete a key, or every key under it, and say how many files went; one already gone
+        is fine, any other failure raises ``OSError`` (so the caller can try again later)."""
+        ...
+
     def local_path(self, key: str) -> Path | None:
         """A path the web server may stream from, when the backend is local."""
         ...
@@ -73,6 +78,21 @@ class LocalStorage:
     async def delete_prefix(self, prefix: str) -> None:
         path = self._path(prefix.rstrip("/"))
         await asyncio.to_thread(shutil.rmtree, path, True)
+
+    async def delete_tree(self, key: str) -> int:
+        return await asyncio.to_thread(self._delete_tree, self._path(key.rstrip("/")))
+
+    @staticmethod
+    def _delete_tree(path: Path) -> int:
+        try:
+            if path.is_dir() and not path.is_symlink():
+                files = sum(1 for p in path.rglob("*") if not p.is_dir())
+                shutil.rmtree(path)
+                return files
+            path.unlink()
+        except FileNotFoundError:
+            return 0
+        return 1
 
     def local_path(self, key: str) -> Path | None:
         path = self._path(key)

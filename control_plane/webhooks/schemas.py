@@ -15,6 +15,9 @@ EventType = Literal[
     "escalation.requested",
     "deck.ready",
     "deck.failed",
+    "session.deleted",
+    "records.expired",
+    "erasure.completed",
 ]
 EVENT_TYPES: tuple[EventType, ...] = (
     "session.started",
@@ -23,6 +26,9 @@ EVENT_TYPES: tuple[EventType, ...] = (
     "escalation.requested",
     "deck.ready",
     "deck.failed",
+    "session.deleted",
+    "records.expired",
+    "erasure.completed",
 )
 DeliveryStatus = Literal["pending", "delivered", "failed"]
 

@@ -1,0 +1,237 @@
+"""Retention and session deletion on a stack of their own: a tenant keeping records 0 days loses
+a finished session's records and recording files in one sweep (`podium admin retention-sweep`),
+while its live session and another tenant's session under the defaults keep everything; decks
+under 0 days go with their files unless a live session uses them; a second sweep finds nothing;
+`DELETE /v1/sessions/{id}` removes every row and file of a session and says so by a signed
+webhook."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.devstack.stack import ROOT, EphemeralStack, TenantKey
+from tests.conftest import TEST_LOGS
+from tests.factories import make_pdf
+from tests.records_fixture import (
+    Recorded,
+    add_redaction_span,
+    counts,
+    end,
+    record_session,
+    recording_files,
+)
+from tests.webhook_receiver import Receiver, serve_receiver
+
+ZERO = {"transcripts": 0, "turns": 0, "recordings": 0, "events": 0}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EphemeralStack]:
+    logs = Path(TEST_LOGS) / "retention" if TEST_LOGS else None
+    with EphemeralStack(tmp_path_factory.mktemp("retention"), logs=logs) as running:
+        running.start_control_plane(
+            PODIUM_WEBHOOK_ALLOW_PRIVATE_URLS="true",
+            PODIUM_WEBHOOK_POLL_SECONDS="0.1",
+            PODIUM_ADMISSION_ENABLED="false",  # no worker here: sessions only need their rows
+            # The sweeper's own loop sweeps at start only; the tests sweep with the CLI.
+            PODIUM_RETENTION_SWEEP_SECONDS="3600",
+        )
+        yield running
+
+
+@pytest.fixture
+async def api(stack: EphemeralStack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=20) as client:
+        yield client
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with serve_receiver() as found:
+        yield found
+
+
+async def _deck(api: httpx.AsyncClient, owner: TenantKey, name: str) -> str:
+    from tests.e2e.conftest import upload_ready
+
+    return await upload_ready(api, owner, f"{name}.pdf", make_pdf([["Intro"], ["Pricing"]]))
+
+
+async def _policy(api: httpx.AsyncClient, owner: TenantKey, days: dict[str, int]) -> None:
+    resp = await api.put(
+        "/v1/tenant/data-policy", headers=owner.headers, json={"retention_days": days}
+    )
+    assert resp.status_code == 200, resp.text
+
+
+async def _endpoint(api: httpx.AsyncClient, owner: TenantKey, url: str) -> str:
+    resp = await api.post("/v1/webhooks/endpoints", headers=owner.headers, json={"url": url})
+    assert resp.status_code == 201, resp.text
+    secret: str = resp.json()["secret"]
+    return secret
+
+
+async def _sweep(stack: EphemeralStack, *args: str) -> dict[str, Any]:
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "control_plane", "admin", "retention-sweep", "--json", *args],
+        env=stack.api_env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    report: dict[str, Any] = json.loads(done.stdout)
+    assert not report["skipped"]
+    return report
+
+
+def _deck_files(stack: EphemeralStack, deck_id: str) -> list[Path]:
+    folder = stack.base / "assets" / "decks" / deck_id
+    return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
+
+
+async def test_zero_days_removes_a_finished_sessions_records_and_files_in_one_sweep(
+    api: httpx.AsyncClient, stack: EphemeralStack, receiver: Receiver
+) -> None:
+    strict, other = stack.create_tenant("strict"), stack.create_tenant("defaults")
+    await _policy(api, strict, ZERO)
+    secret = await _endpoint(api, strict, receiver.url)
+    async with serve_receiver() as theirs_receiver:
+        await _endpoint(api, other, theirs_receiver.url)
+        await _zero_days(api, stack, receiver, secret, strict, other)
+
+
+async def _zero_days(
+    api: httpx.AsyncClient,
+    stack: EphemeralStack,
+    receiver: Receiver,
+    secret: str,
+    strict: TenantKey,
+    other: TenantKey,
+) -> None:
+    deck, their_deck = await _deck(api, strict, "strict"), await _deck(api, other, "theirs")
+
+    finished = await record_session(api, stack, strict, deck_id=deck, speakers=["ada"])
+    await end(api, finished)
+    live = await record_session(api, stack, strict, deck_id=deck, speakers=["bob"])
+    theirs = await record_session(api, stack, other, deck_id=their_deck, speakers=["cy"])
+    await end(api, theirs)
+    for rec in (finished, live, theirs):
+        await add_redaction_span(stack, rec.sid)
+    before = {r.sid: await counts(stack, r.sid) for r in (finished, live, theirs)}
+    for found in before.values():
+        assert all(n > 0 for n in found.values()), found
+    assert before[finished.sid]["files"] == 2
+
+    report = await _sweep(stack)
+
+    after = await counts(stack, finished.sid)
+    for table in (
+        "session_messages",
+        "session_turns",
+        "escalations",
+        "slide_transitions",
+        "audit_events",
+        "session_recording_segments",
+        "session_redaction_spans",
+        "files",
+    ):
+        assert after[table] == 0, (table, after)
+    assert after["sessions"] == 1  # the session's row stays: id, status, times
+    assert recording_files(stack, finished.sid) == []
+    # Its transcript deliveries went with the transcript; the ones about the session stay.
+    kept_types = await _delivery_types(stack, finished.sid)
+    assert "escalation.requested" not in kept_types and "transcript.ready" not in kept_types
+    assert {"session.started", "session.ended"} <= set(kept_types)
+    # Nothing of the live session, nor of the other tenant's, was touched.
+    assert await counts(stack, live.sid) == before[live.sid]
+    assert await counts(stack, theirs.sid) == before[theirs.sid]
+    assert report["rows"]["messages"] == 4 and report["rows"]["turns"] == 2
+    assert report["rows"]["escalations"] == 1 and report["rows"]["recording_segments"] == 2
+    assert report["files"] == {"recordings": 2}
+    assert report["sessions"] == {"transcripts": 1, "turns": 1, "recordings": 1, "events": 1}
+
+    # The API agrees: the session is there, its records are not.
+    public = f"/v1/sessions/{finished.sid}"
+    assert (await api.get(public, headers=strict.headers)).json()["status"] == "ended"
+    transcript = await api.get(f"{public}/transcript", headers=strict.headers)
+    assert transcript.json()["items"] == []
+    assert (await api.get(f"{public}/turns", headers=strict.headers)).json()["items"] == []
+    assert (await api.get(f"{public}/recording", headers=strict.headers)).json()["items"] == []
+
+    # One signed records.expired per kind, with what went.
+    def expired() -> list[dict[str, Any]]:
+        return [e for e in receiver.events(secret) if e["type"] == "records.expired"]
+
+    await receiver.until(lambda: len(expired()) >= 4)
+    by_kind = {e["data"]["kind"]: e["data"] for e in expired()}
+    assert set(by_kind) == {"transcripts", "turns", "recordings", "events"}
+    assert by_kind["transcripts"]["session_id"] == finished.sid
+    assert by_kind["transcripts"]["deleted"]["messages"] == 4
+    assert by_kind["recordings"]["deleted"]["recording_segments"] == 2
+    assert by_kind["turns"]["retention_days"] == 0
+
+    # A second sweep finds nothing new.
+    again = await _sweep(stack)
+    assert again["rows"] == {} and again["files"] == {} and again["decks"] == 0
+    await api.post(f"/v1/sessions/{live.sid}/end", headers=strict.headers)
+
+
+async def _delivery_types(stack: EphemeralStack, sid: str) -> list[str]:
+    import asyncpg
+
+    conn = await asyncpg.connect(stack.postgres.url())
+    try:
+        rows = await conn.fetch(
+            "SELECT event_type FROM webhook_deliveries"
+            " WHERE payload -> 'data' ->> 'session_id' = $1",
+            sid,
+        )
+    finally:
+        await conn.close()
+    return [r["event_type"] for r in rows]
+
+
+async def test_zero_day_decks_go_with_their_files_unless_a_live_session_uses_them(
+    api: httpx.AsyncClient, stack: EphemeralStack
+) -> None:
+    owner = stack.create_tenant("deck-retention")
+    used, unused = await _deck(api, owner, "used"), await _deck(api, owner, "unused")
+    assert _deck_files(stack, used) and _deck_files(stack, unused)
+    live = await record_session(api, stack, owner, deck_id=used, speakers=["ada"], segments=0)
+    await _policy(api, owner, {"decks": 0})
+
+    report = await _sweep(stack, "--tenant", owner.tenant_id)
+    assert report["decks"] == 1
+    assert (await api.get(f"/v1/decks/{unused}", headers=owner.headers)).status_code == 404
+    assert _deck_files(stack, unused) == []
+    assert (await api.get(f"/v1/decks/{used}", headers=owner.headers)).status_code == 200
+    assert _deck_files(stack, used)
+    # Decks are not session records: the live session's are untouched either way.
+    assert (await counts(stack, live.sid))["session_messages"] == 4
+
+    await end(api, live)
+    report = await _sweep(stack, "--tenant", owner.tenant_id)
+    assert report["decks"] == 1
+    assert (await api.get(f"/v1/decks/{used}", headers=owner.headers)).status_code == 404
+    assert _deck_files(stack, used) == []
+    # The ended session keeps its records (the default retention) and its row.
+    assert (await counts(stack, live.sid))["session_messages"] == 4
+
+
+async def _recorded_and_ended(
+    api: httpx.AsyncClient, stack: EphemeralStack, owner: TenantKey, deck: str
+) -> Recorded:
+    rec = await record_session(api, stack, owner, deck_id=deck, speakers=["ada", "bob"])
+    await end(api, rec)
+    return rec
