@@ -108,6 +108,7 @@ class Scripted:
 async def scripted(control_plane: EphemeralStack) -> AsyncIterator[Scripted]:
     """One tenant's scripted calls, each with the entry it must leave (None: it leaves none)."""
     tenant = control_plane.create_tenant("audited")
+    control_plane.set_limits(tenant, webhook_endpoints=1)  # a second endpoint is a 429
     other = control_plane.create_tenant("audited other")
     key = tenant.api_key
     expected: list[Expected] = []
@@ -181,6 +182,11 @@ async def scripted(control_plane: EphemeralStack) -> AsyncIterator[Scripted]:
         assert resp.status_code == 201, resp.text
         endpoint_id = resp.json()["endpoint_id"]
         expect("POST", "/v1/webhooks/endpoints", endpoint_id, 201)
+        resp = await api.post(
+            "/v1/webhooks/endpoints", headers=bearer(key), json={"url": "http://127.0.0.1:9/b"}
+        )
+        assert resp.status_code == 429 and resp.json()["error"] == "limit_exceeded", resp.text
+        expect("POST", "/v1/webhooks/endpoints", None, 429)
         resp = await api.delete(f"/v1/webhooks/endpoints/{endpoint_id}", headers=bearer(key))
         assert resp.status_code == 204, resp.text
         expect("DELETE", "/v1/webhooks/endpoints/{endpoint_id}", endpoint_id, 204)
@@ -277,6 +283,7 @@ async def test_filters_narrow_the_list(api: httpx.AsyncClient, scripted: Scripte
         (SID + "/transcript", 403),
         (SID + "/turns", 404),
         ("/v1/sessions", 422),
+        ("/v1/webhooks/endpoints", 429),
     }
     assert all(400 <= e["status"] < 500 for e in denied)
     deletes = await _all(api, scripted, method="DELETE")
