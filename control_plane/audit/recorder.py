@@ -229,10 +229,17 @@ async def _authenticate(scope: Scope, pool: asyncpg.Pool, state: dict[str, Any])
 
 
 def _target(scope: Scope, created: str | None) -> str | None:
+    """The path's first parameter (as sent, valid or not: a refused id is worth keeping), or
+    the id a creation answered. Control characters are escaped (``\\x1b``): Postgres text
+    cannot hold a NUL, and the CLI prints the value to an operator's terminal."""
     params = scope.get("path_params") or {}
     first = next(iter(params.values()), None)
     target = str(first) if first is not None else created
-    return target[:_MAX_TARGET_CHARS] if target else None
+    if not target:
+        return None
+    if not target.isprintable():
+        target = target.encode("unicode_escape").decode("ascii")
+    return target[:_MAX_TARGET_CHARS]
 
 
 def _client_ip(scope: Scope) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

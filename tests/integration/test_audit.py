@@ -165,6 +165,11 @@ async def scripted(control_plane: EphemeralStack) -> AsyncIterator[Scripted]:
         assert resp.status_code == 404
         expect("GET", SID + "/turns", unknown, 404)
 
+        # A refused id is kept as sent, control characters escaped (a NUL cannot be stored).
+        resp = await api.get("/v1/sessions/%00%1b%5B2J/events", headers=bearer(key))
+        assert resp.status_code == 422, resp.text
+        expect("GET", SID + "/events", "\\x00\\x1b[2J", 422)
+
         # A body that is not JSON is refused before the route's own authentication runs.
         resp = await api.post(
             "/v1/sessions",
