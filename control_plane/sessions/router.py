@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from control_plane.deps import (
     AdmissionControl,
@@ -14,10 +14,12 @@ from control_plane.deps import (
     LiveKit,
     Pool,
     Settings,
+    Storage,
     TenantId,
     requires,
 )
 from control_plane.limits.guards import SessionCreationLimit
+from control_plane.privacy import service as privacy
 from control_plane.sessions.schemas import (
     ParticipantToken,
     SessionCreate,
@@ -95,3 +97,16 @@ async def create_token(
 async def end_session(tenant_id: TenantId, service: Service, session_id: UUID) -> SessionPublic:
     """Close the room (the agent leaves with everyone else) and mark the session ended."""
     return await service.end(tenant_id, session_id)
+
+
+@router.delete("/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_session(
+    tenant_id: TenantId, service: Service, pool: Pool, storage: Storage, session_id: UUID
+) -> Response:
+    """Delete the session and everything it left: transcript, turns, escalations, slide
+    changes, events, recording (its files too) and the webhook deliveries about it; a
+    `session.deleted` webhook says so. A live session is ended first (its room closed, as
+    `POST /v1/sessions/{id}/end` does). Not undone; a second call is a `404`."""
+    await service.end(tenant_id, session_id)
+    await privacy.delete_session(pool, storage, tenant_id, session_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -235,3 +235,57 @@ async def _recorded_and_ended(
     rec = await record_session(api, stack, owner, deck_id=deck, speakers=["ada", "bob"])
     await end(api, rec)
     return rec
+
+
+async def test_deleting_a_session_removes_every_row_and_file_it_left_and_says_so(
+    api: httpx.AsyncClient, stack: EphemeralStack, receiver: Receiver
+) -> None:
+    owner, stranger = stack.create_tenant("deleter"), stack.create_tenant("stranger")
+    secret = await _endpoint(api, owner, receiver.url)
+    deck = await _deck(api, owner, "deleter")
+    gone = await _recorded_and_ended(api, stack, owner, deck)
+    await add_redaction_span(stack, gone.sid)
+    kept = await _recorded_and_ended(api, stack, owner, deck)
+    before = await counts(stack, gone.sid)
+    assert all(n > 0 for n in before.values()), before
+    kept_before = await counts(stack, kept.sid)
+
+    url = f"/v1/sessions/{gone.sid}"
+    assert (await api.delete(url, headers=stranger.headers)).status_code == 404
+    assert await counts(stack, gone.sid) == before
+    resp = await api.delete(url, headers=owner.headers)
+    assert resp.status_code == 204, resp.text
+
+    after = await counts(stack, gone.sid)
+    assert {table: n for table, n in after.items() if n} == {"webhook_deliveries": 1}, after
+    assert await _delivery_types(stack, gone.sid) == ["session.deleted"]
+    assert not (stack.base / "assets" / "recordings" / gone.sid).exists()
+    assert await counts(stack, kept.sid) == kept_before
+    assert (await api.get(url, headers=owner.headers)).status_code == 404
+    again = await api.delete(url, headers=owner.headers)
+    assert again.status_code == 404 and again.json()["error"] == "not_found"
+
+    def deleted() -> list[dict[str, Any]]:
+        return [e for e in receiver.events(secret) if e["type"] == "session.deleted"]
+
+    await receiver.until(lambda: len(deleted()) == 1)
+    [event] = deleted()
+    assert event["data"]["session_id"] == gone.sid
+    assert event["data"]["deleted"]["messages"] == 8 and event["data"]["deleted"]["turns"] == 4
+    assert event["data"]["deleted"]["recording_segments"] == 2
+    assert event["data"]["deleted"]["escalations"] == 1
+
+    # A live session is ended (its room closed), then deleted.
+    live = await record_session(api, stack, owner, deck_id=deck, speakers=["cy"])
+    resp = await api.delete(f"/v1/sessions/{live.sid}", headers=owner.headers)
+    assert resp.status_code == 204, resp.text
+    after = await counts(stack, live.sid)
+    assert {table: n for table, n in after.items() if n} == {"webhook_deliveries": 1}, after
+    assert (await api.get(f"/v1/sessions/{live.sid}", headers=owner.headers)).status_code == 404
+    # Its job is told the session is gone.
+    late = await api.post(
+        f"{live.internal}/messages",
+        headers=live.worker,
+        json={"messages": [{"item_id": "late", "role": "user", "text": "hi", "speaker": "cy"}]},
+    )
+    assert late.status_code == 404
