@@ -36,6 +36,7 @@ from control_plane.metrics import MetricsMiddleware, MetricsRefresher
 from control_plane.metrics import router as metrics_router
 from control_plane.migrate import apply_migrations
 from control_plane.privacy.retention import RetentionSweeper
+from control_plane.privacy.router import router as erasures_router
 from control_plane.recordings.router import internal_router as recording_upload_router
 from control_plane.recordings.router import router as recordings_router
 from control_plane.sessions.dispatch_check import DispatchWatchdog
@@ -200,5 +201,6 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
     app.include_router(webhooks_router)
     app.include_router(tenant_router)
     app.include_router(keys_router)
+    app.include_router(erasures_router)
     app.include_router(audit_router)
     return app
