@@ -99,6 +99,20 @@ TENANT_SESSIONS = Gauge(
     ["tenant"],
 )
 
+REDACTIONS = Counter(
+    "podium_redactions_total",
+    "Personal data found in records before they were stored (masked or dropped), by entity.",
+    ["entity"],
+)
+RECORDING_SPANS_SILENCED = Counter(
+    "podium_recording_spans_silenced_total",
+    "Spans of recordings' user channel silenced over personal data.",
+)
+RECORDING_SEGMENTS_UNREDACTABLE = Counter(
+    "podium_recording_segments_unredactable_total",
+    "Recording segments that could not be decoded for redaction and were replaced by silence.",
+)
+
 _SESSION_STATUSES = ("created", "active")
 _DECK_STATUSES = ("pending", "processing", "ready", "failed")
 _LEASE_KEY = "podium:metrics:observer"

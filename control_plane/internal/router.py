@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, BackgroundTasks, Query, Response, status
 
 from control_plane.conversation import repository as conversation
 from control_plane.decks.search import Purpose
@@ -15,11 +15,14 @@ from control_plane.deps import (
     Pool,
     RedisClient,
     Settings,
+    Storage,
     WorkerClaims,
     WorkerSessionId,
 )
 from control_plane.errors import Conflict, NotFound, PodiumError, SessionEnded
 from control_plane.limits.guards import PresenterSearchLimit, PresenterSlideChangeLimit
+from control_plane.privacy import policy, redact
+from control_plane.recordings import redaction as recording_redaction
 from control_plane.sessions import repository as sessions
 from control_plane.sessions.credentials import mint_for
 from control_plane.sessions.liveness import JobLiveness
@@ -172,21 +175,43 @@ async def slide_content(
 
 @router.post("/{session_id}/messages", status_code=status.HTTP_204_NO_CONTENT)
 async def add_messages(
-    session_id: UUID, scope: WorkerSessionId, pool: Pool, body: ConversationBatch
+    session_id: UUID,
+    scope: WorkerSessionId,
+    pool: Pool,
+    settings: Settings,
+    body: ConversationBatch,
 ) -> None:
     """Finished messages of the conversation, kept so another worker can pick the session up;
-    a message sent twice (same ``item_id``) is stored once."""
+    a message sent twice (same ``item_id``) is stored once. Redacted first, by the tenant's
+    policy."""
     _check_scope(scope, session_id)
+    mode = await policy.session_redaction_mode(pool, session_id, settings)
+    messages = await redact.messages(body.messages, mode)
     async with pool.acquire() as conn:
-        await conversation.add_messages(conn, session_id, body.messages)
+        await conversation.add_messages(conn, session_id, messages)
 
 
 @router.post("/{session_id}/turns", status_code=status.HTTP_204_NO_CONTENT)
-async def add_turns(session_id: UUID, scope: WorkerSessionId, pool: Pool, body: TurnBatch) -> None:
-    """The turn log: a turn sent twice (same ``turn_id``) is stored once."""
+async def add_turns(
+    session_id: UUID,
+    scope: WorkerSessionId,
+    pool: Pool,
+    settings: Settings,
+    storage: Storage,
+    body: TurnBatch,
+    background: BackgroundTasks,
+) -> None:
+    """The turn log: a turn sent twice (same ``turn_id``) is stored once. Redacted first, by
+    the tenant's policy; where the user spoke personal data, the recording's user channel is
+    silenced (after the answer: it may take a second)."""
     _check_scope(scope, session_id)
+    mode = await policy.session_redaction_mode(pool, session_id, settings)
+    turns, spans = await redact.turns(body.turns, mode)
     async with pool.acquire() as conn:
-        await transcripts.add_turns(conn, session_id, body.turns)
+        await transcripts.add_turns(conn, session_id, turns)
+    if spans:
+        await recording_redaction.add_spans(pool, session_id, spans)
+        background.add_task(recording_redaction.apply_pending, pool, storage, session_id)
 
 
 @router.post("/{session_id}/records-complete", status_code=status.HTTP_204_NO_CONTENT)
@@ -202,15 +227,19 @@ async def escalate(
     session_id: UUID,
     scope: WorkerSessionId,
     pool: Pool,
+    settings: Settings,
     body: EscalationRequest,
     response: Response,
     idempotency_key: RequiredIdempotencyKey,
 ) -> Escalation:
-    """The presenter's escalate_to_human: recorded with the transcript so far."""
+    """The presenter's escalate_to_human: recorded with the transcript so far (redacted like
+    the transcript, by the tenant's policy)."""
     _check_scope(scope, session_id)
+    mode = await policy.session_redaction_mode(pool, session_id, settings)
+    request = await redact.escalation(body, mode)
     async with pool.acquire() as conn:
         escalation, replayed = await conversation.record_escalation(
-            conn, session_id, body, idempotency_key=idempotency_key
+            conn, session_id, request, idempotency_key=idempotency_key
         )
     mark_replay(response, replayed)
     return escalation

@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse, Response
 from control_plane import pagination
 from control_plane.deps import Pool, Signer, Storage, TenantId, WorkerSessionId, requires
 from control_plane.errors import Conflict, NotFound, PodiumError
-from control_plane.recordings import repository
+from control_plane.recordings import redaction, repository
 from control_plane.recordings.schemas import RecordingPage, RecordingSegment
 from control_plane.sessions import repository as sessions
 from control_plane.storage import UrlSigner
@@ -86,6 +86,8 @@ async def put_segment(
         size=size,
         asset_key=key,
     )
+    # Spans already known (the turn log may arrive first) are silenced before anyone reads it.
+    await redaction.apply_pending(pool, storage, session_id)
 
 
 async def _spool(request: Request) -> tuple[Path, int]:
@@ -118,14 +120,17 @@ async def recording(
     tenant_id: TenantId,
     pool: Pool,
     signer: Signer,
+    storage: Storage,
     session_id: UUID,
     cursor: pagination.Cursor = None,
     limit: Limit = 100,
 ) -> RecordingPage:
     """The session's recording (for sessions created with ``"record": true``): its segments in
     order, each a complete Ogg/Opus file (the user left, the presenter right) behind a signed
-    link. Segments arrive while the session runs, one per segment length."""
+    link. Segments arrive while the session runs, one per segment length. Under a redacting
+    data policy the user's channel is silent where they spoke personal data."""
     row = await _session(pool, tenant_id, session_id)
+    await redaction.apply_pending(pool, storage, session_id)
     (after,) = pagination.decode(cursor, int) if cursor else (-1,)
     found = await repository.list_segments(pool, session_id, after=after, limit=limit + 1)
     page = found[:limit]
@@ -158,6 +163,7 @@ async def segment(
 ) -> Response:
     """One segment of the session's recording, as audio/ogg."""
     await _session(pool, tenant_id, session_id)
+    await redaction.apply_pending(pool, storage, session_id)
     found = await repository.get_segment(pool, session_id, seq)
     if found is None:
         raise NotFound(f"Session {session_id} has no recording segment {seq}.")

@@ -74,12 +74,15 @@ class DeepgramFake(FakeServer):
         bound it with ``asyncio.timeout`` if the test should not wait forever."""
         await self._connected.wait()
 
-    def say(self, text: str) -> None:
+    def say(self, text: str, *, last_s: float | None = None) -> None:
         """Transcribe ``text`` now on every open connection, or, with none open yet, as soon as
-        the next one receives audio."""
+        the next one receives audio. ``last_s``: its words were spoken over the last ``last_s``
+        seconds of audio received (their timestamps say so), not since the previous transcript."""
         if not self._live:
             self._scripted.append((text, 0.0))
         for conn in self._live:
+            if last_s is not None:
+                conn.spoken_until_s = max(conn.spoken_until_s, conn.audio_s - last_s)
             self._speak(conn, text)
 
     def _routes(self) -> list[web.RouteDef]:
