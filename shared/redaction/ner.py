@@ -21,7 +21,7 @@ _STREET_TYPES = (
 )
 _STOP = "the|a|an|of|and|in|on|at|to|for|our|my|your|this|that|is|are|was|it|its|by|with|from"
 _STREET = re.compile(
-    rf"\b\d{{1,5}}[A-Za-z]?,?\s+(?:(?!(?:{_STOP})\b)[A-Za-z][A-Za-z'-]*\s+){{1,3}}"
+    rf"\b\d{{1,5}}[A-Za-z]?,?\s+(?:(?!(?:{_STOP})\b)(?:[A-Za-z][A-Za-z'-]*|\d+(?:st|nd|rd|th))\s+){{1,3}}"
     rf"(?:{_STREET_TYPES})\b(?:\s+(?:north|south|east|west))?",
     re.IGNORECASE,
 )
@@ -29,10 +29,17 @@ _STREET = re.compile(
 _TOWN = re.compile(r"(?:,\s*|\s+in\s+)((?:[A-Z][a-z]+)(?:\s+[A-Z][a-z]+){0,2})")
 _HOUSE_NUMBER = re.compile(r"\b\d{1,5}[A-Za-z]?,?\s+$")
 _POSTCODE = re.compile(
-    r",?\s*(?:[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}|\d{5}(?:-\d{4})?)\b"  # UK postcode, US ZIP
+    # UK postcode, or a US state and ZIP code
+    r",?\s*(?:[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}|(?:[A-Z]{2},?\s+)?\d{5}(?:-\d{4})?)\b"
 )
 
 _MAX_NAME_TOKENS = 4
+_NOT_NAMES = f"{_STOP}|so|but|just|not|also|still|now|spelled|written|listed|missing|on"
+_NAME_CUE = re.compile(
+    rf"\bmy name(?:'s| is)\s+((?:(?!(?:{_NOT_NAMES})\b)[A-Za-z][a-z'-]+)"
+    rf"(?:\s+(?!(?:{_NOT_NAMES})\b)[A-Za-z][a-z'-]+)?)",
+    re.IGNORECASE,
+)
 
 _lock = threading.Lock()
 _nlp: Any = None
@@ -61,8 +68,10 @@ def _addresses(text: str, facilities: list[tuple[int, int]]) -> Iterator[tuple[i
 
 
 def _extend(text: str, start: int, end: int) -> tuple[int, int]:
-    town = _TOWN.match(text, end)
-    if town:
+    for _ in range(2):  # ", New York, NY 10001": a town, maybe its city or state after it
+        town = _TOWN.match(text, end)
+        if not town:
+            break
         end = town.end()
     postcode = _POSTCODE.match(text, end)
     if postcode:
@@ -83,6 +92,9 @@ def names_and_addresses(text: str) -> Iterator[Span]:
             yield ent.start_char, ent.end_char, "PERSON"
         elif ent.label_ == "FAC":
             facilities.append((ent.start_char, ent.end_char))
+    # Speech-to-text often writes a name lower-case; after "my name is" it is still a name.
+    for cue in _NAME_CUE.finditer(text):
+        yield cue.start(1), cue.end(1), "PERSON"
     for start, end in _addresses(text, facilities):
         start, end = _extend(text, start, end)
         yield start, end, "ADDRESS"

@@ -26,6 +26,8 @@ _REPEAT = {"double": 2, "triple": 3}
 _ZERO_WORDS = {"oh", "o"}
 _JOINERS = {"dot": ".", "underscore": "_", "dash": "-", "hyphen": "-"}
 # The last label of a spoken e-mail domain: generic TLDs people say, or any two-letter country.
+# Words before "at" that are the sentence, not an address ("our code is at github dot com").
+_NOT_LOCAL = {"is", "me", "us", "it", "was", "are", "be", "were", "here", "there", "them", "him"}
 _TLDS = {"com", "org", "net", "edu", "gov", "io", "dev", "info", "biz", "app", "ai", "tech", "me"}
 
 
@@ -78,6 +80,9 @@ def _numbers(words: list[tuple[int, int, str]]) -> list[_Tok]:
                 i += 1
             else:
                 toks.append(_Tok(start, end, _TENS[low] + "0", digits=True))
+        elif low == "hundred" and toks and toks[-1].digits and len(toks[-1].out) == 1:
+            # "one eight hundred ...": a digit then "hundred" is two zeros in a number
+            toks.append(_Tok(start, end, "00", digits=True))
         elif low in _REPEAT and (nxt in _UNITS or nxt in _ZERO_WORDS):
             digit = _UNITS.get(nxt, "0")
             toks.append(_Tok(start, words[i + 1][1], digit * _REPEAT[low], digits=True))
@@ -109,21 +114,19 @@ def _emails(toks: list[_Tok]) -> None:
     for k, word in enumerate(low):
         if word != "at":
             continue
-        # domain: WORD (dot WORD)+ ending in a TLD
-        j, labels = k + 1, 0
-        last = k
-        while j < len(toks) and toks[j].out.isalnum() and not toks[j].glue:
-            labels += 1
-            if j + 2 < len(toks) and low[j + 1] == "dot" and toks[j + 2].out.isalnum():
-                last = j + 2
-                j += 2
-                continue
-            break
-        if labels < 2 or not _is_tld(low[last]):
+        # domain: WORD ((dot|dash) WORD)* with at least one dot, ending in a TLD
+        j, dots = k + 1, 0
+        if j >= len(toks) or not toks[j].out.isalnum():
+            continue
+        while j + 2 < len(toks) and low[j + 1] in ("dot", "dash") and toks[j + 2].out.isalnum():
+            dots += low[j + 1] == "dot"
+            j += 2
+        last = j
+        if not dots or low[last - 1] != "dot" or not _is_tld(low[last]):
             continue
         # local part: WORD ((dot|underscore|dash) WORD)* right before "at"
         i = k - 1
-        if i < 0 or not toks[i].out.isalnum():
+        if i < 0 or not toks[i].out.isalnum() or low[i] in _NOT_LOCAL:
             continue
         while i - 2 >= 0 and low[i - 1] in _JOINERS and toks[i - 2].out.isalnum():
             i -= 2
