@@ -40,8 +40,6 @@ MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 READ_SCOPES = frozenset({"records:read", "admin"})
 # Reads kept whatever their scope: they answer a webhook's payload (an escalation's transcript).
 PAYLOAD_READS = frozenset({"/v1/webhooks/deliveries/{delivery_id}"})
-# A creation's answer names what it made under one of these (the first found).
-_CREATED_ID_FIELDS = ("session_id", "deck_id", "endpoint_id", "key_id", "id")
 _MAX_PEEK_BYTES = 64 * 1024
 _MAX_TARGET_CHARS = 200
 
@@ -155,7 +153,11 @@ def _created_id(body: Message) -> str | None:
         return None
     if not isinstance(data, dict):
         return None
-    return next((str(data[f]) for f in _CREATED_ID_FIELDS if isinstance(data.get(f), str)), None)
+    # A creation's answer names what it made first: session_id, deck_id, key_id, erasure_id…
+    return next(
+        (v for k, v in data.items() if (k == "id" or k.endswith("_id")) and isinstance(v, str)),
+        None,
+    )
 
 
 def audited_route(scope: Scope) -> str | None:
