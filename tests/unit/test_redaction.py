@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -210,6 +212,25 @@ def test_ten_thousand_characters_in_well_under_a_second() -> None:
     findings = find_pii(text)
     assert time.perf_counter() - t0 < 1.0
     assert sum(f.entity == "PHONE" for f in findings) >= 150
+
+
+def test_loading_and_detecting_open_no_connection() -> None:
+    # In a fresh process, so the model load is checked too.
+    code = (
+        "import socket\n"
+        "attempts = []\n"
+        "def refuse(*args, **kwargs):\n"
+        "    attempts.append(args)\n"  # recorded: a library may swallow the error and go on
+        "    raise RuntimeError('network used')\n"
+        "socket.socket.connect = refuse\n"
+        "socket.create_connection = refuse\n"
+        "from shared.redaction import find_pii, warm\n"
+        "warm()\n"
+        "assert find_pii('mail jane dot doe at example dot com, Jane Doe')\n"
+        "assert not attempts, attempts\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-c", code], cwd=root, check=True, timeout=120)
 
 
 # Held-out recall measured with scripts/bench_redaction.py minus a margin of about one miss in
