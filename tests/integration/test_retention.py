@@ -14,11 +14,16 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import httpx
 import pytest
 
+from control_plane import db
+from control_plane.privacy.retention import sweep
+from control_plane.storage import LocalStorage
 from shared.devstack.stack import ROOT, EphemeralStack, TenantKey
+from shared.settings import ControlPlaneSettings
 from tests.conftest import TEST_LOGS
 from tests.factories import make_pdf
 from tests.records_fixture import (
@@ -289,3 +294,52 @@ async def test_deleting_a_session_removes_every_row_and_file_it_left_and_says_so
         json={"messages": [{"item_id": "late", "role": "user", "text": "hi", "speaker": "cy"}]},
     )
     assert late.status_code == 404
+
+
+class _FlakyStorage(LocalStorage):
+    """Asset storage whose deletes fail ``failing`` times first (a full disk, a storage
+    outage)."""
+
+    def __init__(self, root: Path, failing: int) -> None:
+        super().__init__(root)
+        self.failing = failing
+
+    async def delete_tree(self, key: str) -> int:
+        if self.failing > 0:
+            self.failing -= 1
+            raise PermissionError(key)
+        return await super().delete_tree(key)
+
+
+async def test_files_listed_for_deletion_are_deleted_by_a_later_sweep_if_not_at_once(
+    api: httpx.AsyncClient, stack: EphemeralStack
+) -> None:
+    owner = stack.create_tenant("flaky-storage")
+    await _policy(api, owner, ZERO)
+    rec = await record_session(api, stack, owner, deck_id=None, speakers=["ada"])
+    await end(api, rec)
+    assert len(recording_files(stack, rec.sid)) == 2
+    settings = ControlPlaneSettings(
+        database_url=stack.postgres.url(), asset_root=stack.base / "assets"
+    )
+    pool = await db.create_pool(stack.postgres.url(), min_size=1, max_size=3)
+    try:
+        flaky = _FlakyStorage(stack.base / "assets", failing=1)
+        first = await sweep(pool, flaky, settings, tenant_id=UUID(owner.tenant_id))
+        # The rows went; the files could not, and stay listed.
+        assert first.rows["recording_segments"] == 2 and first.files_failed == 1
+        assert (await counts(stack, rec.sid))["session_recording_segments"] == 0
+        assert len(recording_files(stack, rec.sid)) == 2
+        listed = await pool.fetch(
+            "SELECT key, attempts FROM asset_deletions WHERE tenant_id = $1",
+            UUID(owner.tenant_id),
+        )
+        assert [(r["key"], r["attempts"]) for r in listed] == [(f"recordings/{rec.sid}", 1)]
+    finally:
+        await pool.close()
+
+    # The next sweep (here the operator's) deletes them, and the listing with them.
+    report = await _sweep(stack, "--tenant", owner.tenant_id)
+    assert report["files"] == {"recordings": 2} and report["rows"] == {}
+    assert recording_files(stack, rec.sid) == []
+    assert (await _sweep(stack, "--tenant", owner.tenant_id))["files"] == {}
