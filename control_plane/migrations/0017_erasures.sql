@@ -37,3 +37,7 @@ CREATE INDEX sessions_ended_idx ON sessions (tenant_id, ended_at) WHERE status =
 CREATE INDEX webhook_deliveries_session_idx
     ON webhook_deliveries (tenant_id, ((payload -> 'data' ->> 'session_id')))
     WHERE payload -> 'data' ? 'session_id';
+
+-- An erasure finds the token grants that name the person (their identity in the event's data).
+CREATE INDEX audit_events_identity_idx ON audit_events (tenant_id, (data ->> 'identity'))
+    WHERE data ? 'identity';

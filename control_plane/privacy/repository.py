@@ -361,7 +361,7 @@ async def erase_words(
         await conn.execute(
             """
             UPDATE audit_events SET data = jsonb_set(data, '{identity}', '"erased"')
-            WHERE tenant_id = $1 AND data ->> 'identity' = $2
+            WHERE tenant_id = $1 AND data ? 'identity' AND data ->> 'identity' = $2
             """,
             tenant_id,
             identity,
