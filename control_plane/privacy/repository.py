@@ -167,6 +167,14 @@ async def delete_recordings(
     """The sessions' recording rows and redaction spans; returns the counts and the asset keys
     to delete once this commits (each session's recording folder, and a recording stored whole
     before segments)."""
+    # The lock the recording's redaction takes while it rewrites a session's segment files
+    # (control_plane.recordings.redaction): a rewrite under way finishes first, and one that
+    # comes after finds no segment, so no file is written back after its rows went.
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('recording_redaction:' || id::text))"
+        " FROM unnest($1::uuid[]) AS s(id) ORDER BY id",
+        sessions,
+    )
     legacy = await conn.fetch(
         """
         UPDATE sessions s SET recording_key = NULL, recording_bytes = NULL
