@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from control_plane import db
+from control_plane.analytics.router import router as analytics_router
 from control_plane.assets import router as assets_router
 from control_plane.audit.recorder import AuditMiddleware
 from control_plane.audit.router import router as audit_router
@@ -203,4 +204,5 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
     app.include_router(keys_router)
     app.include_router(erasures_router)
     app.include_router(audit_router)
+    app.include_router(analytics_router)
     return app

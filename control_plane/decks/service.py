@@ -127,6 +127,11 @@ class DeckService:
         self._parses: set[asyncio.Future[ExtractedDeck]] = set()
         self._read_timeout_s = read_timeout_s
 
+    @property
+    def embedder(self) -> Embedder:
+        """The deck embedder (analytics groups declined questions with it)."""
+        return self._embedder
+
     def _parse_done(self, parse: asyncio.Future[ExtractedDeck]) -> None:
         self._parses.discard(parse)
         self._parsing.release()
