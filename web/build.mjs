@@ -1,4 +1,4 @@
-// The web client's build: two bundles (join, demo) and their static files into dist/.
+// The web client's build: three bundles (join, demo, analytics) and their static files into dist/.
 // Run by scripts/bootstrap after `npm ci`; the control plane serves dist/ (PODIUM_WEB_DIST).
 import { build } from "esbuild";
 import { cpSync, mkdirSync, rmSync } from "node:fs";
@@ -8,7 +8,7 @@ rmSync(dist, { recursive: true, force: true });
 mkdirSync(dist, { recursive: true });
 
 await build({
-  entryPoints: { join: "src/join.ts", demo: "src/demo.ts" },
+  entryPoints: { join: "src/join.ts", demo: "src/demo.ts", analytics: "src/analytics.ts" },
   outdir: "dist",
   bundle: true,
   format: "esm",
@@ -18,6 +18,6 @@ await build({
   legalComments: "linked",
   logLevel: "warning",
 });
-for (const file of ["join.html", "demo.html", "styles.css"]) {
+for (const file of ["join.html", "demo.html", "analytics.html", "styles.css", "analytics.css"]) {
   cpSync(new URL(`./src/${file}`, import.meta.url), new URL(file, dist));
 }

@@ -1,6 +1,6 @@
-"""The join page (``/join/{session_id}``), the demo page (``/demo``, development only), the
-bundle they load (``/web/{file}``) and the one route the join page needs besides the slide routes
-(``GET /v1/participant/session``).
+"""The join page (``/join/{session_id}``), the demo page (``/demo``, development only), a
+deck's analytics page (``/analytics/{deck_id}``), the bundle they load (``/web/{file}``) and
+the one route the join page needs besides the slide routes (``GET /v1/participant/session``).
 
 The pages are static files built by ``scripts/bootstrap`` (``web/``, esbuild); nothing secret is
 rendered into them. The participant's token travels in the URL fragment, which the browser never
@@ -105,6 +105,19 @@ async def demo_page(settings: Settings) -> FileResponse:
         raise NotFound("The demo page is off. Set PODIUM_DEMO_PAGE=true (scripts/dev does).")
     return FileResponse(
         _built(settings.web_dist, "demo.html"),
+        media_type=_MEDIA_TYPES[".html"],
+        headers=_page_headers(settings.livekit_url),
+    )
+
+
+@router.get("/analytics/{deck_id}", include_in_schema=False)
+async def analytics_page(settings: Settings, deck_id: str) -> FileResponse:
+    """A deck's analytics page. It reads a read-only link token from the URL fragment
+    (``#token=``, from ``POST /v1/decks/{id}/analytics/link``) or asks for an API key; the
+    page itself holds nothing of the tenant's."""
+    del deck_id
+    return FileResponse(
+        _built(settings.web_dist, "analytics.html"),
         media_type=_MEDIA_TYPES[".html"],
         headers=_page_headers(settings.livekit_url),
     )
