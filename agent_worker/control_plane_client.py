@@ -30,6 +30,7 @@ from shared.schemas import (
     TurnBatch,
     TurnRecord,
 )
+from shared.usage import UsageReport
 
 from .tls import tls_context
 
@@ -305,6 +306,15 @@ class SessionApi:
             f"{self._base}/turns",
             credential=self._credential,
             json=TurnBatch(turns=turns).model_dump(mode="json"),
+        )
+
+    async def report_usage(self, report: UsageReport) -> None:
+        """The job's cumulative usage totals; the control plane counts only what grew."""
+        await self._client._request(
+            "POST",
+            f"{self._base}/usage",
+            credential=self._credential,
+            json=report.model_dump(mode="json"),
         )
 
     async def records_complete(self) -> None:

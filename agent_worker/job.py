@@ -39,6 +39,7 @@ from .prewarm import prewarmed_vad, prewarmed_whisper, vendor_avatar_settings, w
 from .providers import build_llm, build_stt, build_tts
 from .recording import RecordingSegments, recording_options
 from .turns import HeardWords, TurnRecorder
+from .usage import UsageMeter, avatar_mode_of
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,13 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
 
     speech = build_tts(worker_settings(ctx.proc), config)
     ctx.add_shutdown_callback(speech.aclose)
+    # Metered from here, so the greeting rendered before the session starts counts too.
+    meter = UsageMeter(
+        control_plane.for_session(metadata.session_id, metadata.credential),
+        job_id=ctx.job.id,
+        avatar_mode=avatar_mode_of(ctx.room),
+    )
+    meter.watch(speech)
     # The room exists before anyone is in it: render the greeting, sentence by sentence, while
     # the participant is still connecting; playback starts as soon as the first one is ready.
     opening = RESUMED if context.resumed else context.greeting
@@ -102,8 +110,10 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
         logger.warning("another job presents this session; not joining in")
         ctx.shutdown(reason="another job presents this session")
         return
+    meter.start()
+    senders.append(meter.aclose)
     session, presenter = _voice_loop(
-        ctx, control_plane, metadata, context, speech, senders, speaker=participant.identity
+        ctx, control_plane, metadata, context, speech, senders, meter, speaker=participant.identity
     )
     # The framework closes the session when its participant leaves (a page reload, too); the
     # job then leaves the room, so the people still in it get a new presenter (see resume.py).
@@ -200,6 +210,7 @@ def _voice_loop(
     context: SessionContext,
     speech: tts.TTS[Any],
     senders: list[Callable[[], Awaitable[None]]],
+    meter: UsageMeter,
     *,
     speaker: str,
 ) -> tuple[AgentSession[None], Presenter]:
@@ -213,6 +224,7 @@ def _voice_loop(
     ctx.add_shutdown_callback(hearing.aclose)
     thinking = build_llm(settings)
     ctx.add_shutdown_callback(thinking.aclose)
+    meter.watch(hearing, thinking)
     session: AgentSession[None] = AgentSession(
         vad=speech_detector,
         stt=hearing,

@@ -52,6 +52,9 @@ from control_plane.slides.service import SlideService, SlideStateError
 from control_plane.storage import LocalStorage, UrlSigner
 from control_plane.tenants.router import router as tenant_router
 from control_plane.transcripts.router import router as transcripts_router
+from control_plane.usage.daily import UsageDailyReporter
+from control_plane.usage.router import internal_router as usage_report_router
+from control_plane.usage.router import router as usage_router
 from control_plane.web.router import router as web_router
 from control_plane.webhooks.router import router as webhooks_router
 from control_plane.webhooks.sender import WebhookSender
@@ -151,6 +154,7 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
                 DispatchWatchdog(pool, gateway, settings),
                 WebhookSender(pool, settings),
                 RetentionSweeper(pool, storage, settings),
+                UsageDailyReporter(pool),
             ):
                 application.state.slides = slides
                 application.state.limiter = limiter
@@ -204,5 +208,7 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
     app.include_router(keys_router)
     app.include_router(erasures_router)
     app.include_router(audit_router)
+    app.include_router(usage_router)
+    app.include_router(usage_report_router)
     app.include_router(analytics_router)
     return app

@@ -16,6 +16,7 @@ from control_plane.cli_audit import audit_command
 from control_plane.cli_decks import decks
 from control_plane.cli_eval import eval_command
 from control_plane.cli_keys import keys
+from control_plane.cli_usage import usage_command
 from control_plane.errors import NotFound
 from control_plane.limits import service as limits
 from control_plane.limits.models import parse_changes
@@ -41,6 +42,7 @@ admin.add_typer(keys, name="keys")
 admin.command("audit")(audit_command)
 app.add_typer(decks, name="decks")
 app.command("eval")(eval_command)
+app.command("usage")(usage_command)
 
 
 @app.command()

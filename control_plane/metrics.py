@@ -98,6 +98,13 @@ TENANT_SESSIONS = Gauge(
     "Open sessions (slots held or awaited) by tenant id; only with PODIUM_METRICS_PORT.",
     ["tenant"],
 )
+TENANT_USAGE = Counter(
+    "podium_tenant_usage",
+    "Usage by tenant id and meter (session_seconds, participant_seconds, stt_audio_seconds, "
+    "tts_characters, llm_input_tokens, llm_output_tokens, avatar_seconds), counted as it is "
+    "recorded; only with PODIUM_METRICS_PORT.",
+    ["tenant", "meter"],
+)
 
 REDACTIONS = Counter(
     "podium_redactions_total",

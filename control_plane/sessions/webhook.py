@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Annotated
 
 import asyncpg
@@ -15,6 +16,8 @@ from control_plane.sessions import lifecycle
 from control_plane.sessions import repository as sessions
 from control_plane.sessions.resume import Resumer, session_of_room
 from control_plane.sessions.service import SessionService
+from control_plane.usage import service as usage
+from shared.schemas import ROLE_ATTRIBUTE
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +52,7 @@ async def livekit_webhook(
         event = receiver.receive(body, authorization.removeprefix("Bearer "))
     except Exception as exc:  # the SDK raises bare Exception for a bad hash or token
         raise Unauthorized("The webhook signature does not verify.") from exc
+    await _meter(pool, settings, event)
     if event.event == "room_finished":
         # LiveKit closed the room (everyone left and its empty timeout passed, or it was
         # deleted): the session is over.
@@ -76,3 +80,28 @@ async def _room_finished(pool: asyncpg.Pool, room: str) -> None:
         # A room we closed ourselves ends with the reason we noted before closing it.
         reason = row["end_reason"] or "room_finished"
         await lifecycle.finish(pool, None, row, reason, actor="livekit")
+
+
+async def _meter(pool: asyncpg.Pool, settings: Settings, event: api.WebhookEvent) -> None:
+    """Time in the room for usage metering: each participant's connection, by role, and the
+    session's, from its first join to the room's end (durable rows, see control_plane/usage)."""
+    if event.event not in ("participant_joined", "participant_left", "room_finished"):
+        return
+    session_id = session_of_room(event.room.name)
+    if session_id is None:
+        return
+    at = datetime.fromtimestamp(event.created_at, UTC) if event.created_at else datetime.now(UTC)
+    if event.event == "room_finished":
+        await usage.room_finished(pool, settings, session_id, at)
+        return
+    participant = event.participant
+    if event.event == "participant_left":
+        await usage.participant_left(pool, settings, session_id, participant.sid, at)
+        return
+    if participant.joined_at_ms:
+        at = datetime.fromtimestamp(participant.joined_at_ms / 1000, UTC)
+    elif participant.joined_at:
+        at = datetime.fromtimestamp(participant.joined_at, UTC)
+    kind = "agent" if participant.kind == api.ParticipantInfo.Kind.AGENT else "standard"
+    role = usage.role_of(kind, dict(participant.attributes), ROLE_ATTRIBUTE)
+    await usage.participant_joined(pool, settings, session_id, participant.sid, role, at)

@@ -18,6 +18,7 @@ EventType = Literal[
     "session.deleted",
     "records.expired",
     "erasure.completed",
+    "usage.daily",
 ]
 EVENT_TYPES: tuple[EventType, ...] = (
     "session.started",
@@ -29,6 +30,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
     "session.deleted",
     "records.expired",
     "erasure.completed",
+    "usage.daily",
 )
 DeliveryStatus = Literal["pending", "delivered", "failed"]
 

@@ -1,0 +1,1 @@
+"""Usage metering: what each tenant used, per session and UTC day."""
