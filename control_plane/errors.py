@@ -10,6 +10,7 @@ import logging
 import math
 from typing import Any, Literal
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -138,8 +139,33 @@ async def _redis_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# Postgres is away (restarting, failing over): connecting is refused, or a pooled connection
+# died with the server. The pool replaces dead connections on their next use, so the same
+# request succeeds once Postgres is back; until then it is a retryable 503, never a 500.
+POSTGRES_UNAVAILABLE: tuple[type[Exception], ...] = (
+    ConnectionError,  # refused or reset while the pool connects
+    asyncpg.PostgresConnectionError,  # the connection is gone, or the server refused it
+    asyncpg.CannotConnectNowError,  # the server is starting up or shutting down
+    asyncpg.AdminShutdownError,  # a fast shutdown ended the connection mid-query
+    asyncpg.CrashShutdownError,
+)
+
+
+async def _postgres_error(request: Request, exc: Exception) -> JSONResponse:
+    logger.warning(
+        "postgres unavailable", extra={"route": request.url.path, "error": type(exc).__name__}
+    )
+    return JSONResponse(
+        _body("upstream_unavailable", "A dependency (Postgres) did not answer; retry shortly."),
+        status_code=503,
+        headers={"Retry-After": "2"},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PodiumError, _podium_error)
     app.add_exception_handler(RedisError, _redis_error)
+    for kind in POSTGRES_UNAVAILABLE:
+        app.add_exception_handler(kind, _postgres_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
