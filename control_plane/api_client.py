@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, Self, TypeVar
@@ -11,6 +12,7 @@ from uuid import UUID
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from control_plane.analytics.schemas import DeckAnalytics
 from control_plane.decks.schemas import DeckList, DeckPublic, SearchResults
 from shared.evaluation import EvalQuestion, EvalReport, EvalRequest
 
@@ -88,6 +90,17 @@ class ApiClient:
             "POST", f"/v1/decks/{deck_id}/evaluations", json=body, timeout=_EVAL_TIMEOUT
         )
         return _parse(EvalReport, response)
+
+    def deck_analytics(
+        self, deck_id: UUID, since: datetime | None, until: datetime | None
+    ) -> DeckAnalytics:
+        params: dict[str, str | int] = {}
+        if since is not None:
+            params["from"] = since.isoformat()
+        if until is not None:
+            params["to"] = until.isoformat()
+        response = self._request("GET", f"/v1/decks/{deck_id}/analytics", params=params)
+        return _parse(DeckAnalytics, response)
 
     def _request(
         self,

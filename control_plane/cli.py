@@ -12,6 +12,7 @@ import typer
 from pydantic import ValidationError
 
 from control_plane import db
+from control_plane.cli_analytics import analytics_command
 from control_plane.cli_audit import audit_command
 from control_plane.cli_decks import decks
 from control_plane.cli_eval import eval_command
@@ -42,6 +43,7 @@ admin.add_typer(keys, name="keys")
 admin.command("audit")(audit_command)
 app.add_typer(decks, name="decks")
 app.command("eval")(eval_command)
+app.command("analytics")(analytics_command)
 app.command("usage")(usage_command)
 
 

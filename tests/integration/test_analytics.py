@@ -6,7 +6,12 @@ per session and for the deck over a time range; another tenant sees none of it."
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -247,3 +252,36 @@ async def test_a_key_without_records_read_is_403(
     headers = {"Authorization": f"Bearer {made.json()['api_key']}"}
     resp = await api.get(f"/v1/decks/{recorded.deck_id}/analytics", headers=headers)
     assert resp.status_code == 403 and "records:read" in resp.json()["message"]
+
+
+def test_the_cli_prints_the_slides_and_gaps_and_draws_them(
+    control_plane: EphemeralStack, recorded: TwoSessions, tmp_path: Path
+) -> None:
+    plot = tmp_path / "analytics.png"
+    command = [sys.executable, "-m", "control_plane", "analytics", recorded.deck_id]
+    env = {**os.environ, "PODIUM_API_URL": control_plane.api_url}
+    env["PODIUM_API_KEY"] = recorded.owner.api_key
+    dates = ["--from", "2026-03-01", "--to", "2026-03-03"]
+    out = subprocess.run(
+        [*command, *dates, "--plot", str(plot)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "2 sessions, mean length 3m 15s, mean completion 75%, 1 ended early" in out.stdout
+    assert SALESFORCE_A in out.stdout and WEATHER in out.stdout
+    assert plot.stat().st_size > 10_000
+    as_json = subprocess.run(
+        [*command, *dates, "--json"], env=env, capture_output=True, text=True, timeout=90
+    )
+    assert json.loads(as_json.stdout)["sessions_count"] == 2
+    bad = subprocess.run(
+        [*command, "--from", "2026-03-03", "--to", "2026-03-01"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert bad.returncode == 1 and "from" in bad.stderr
