@@ -34,42 +34,44 @@ class AppState(TypedDict):
     admission: Admission | None
 
 
-def _settings(request: Request) -> ControlPlaneSettings:
+# Dependencies are ``async def`` even when they only read app state: FastAPI runs a plain
+# ``def`` one in its thread pool, a thread hop (and GIL hand-over) per dependency per request.
+async def _settings(request: Request) -> ControlPlaneSettings:
     settings: ControlPlaneSettings = request.state.settings
     return settings
 
 
-def _pool(request: Request) -> asyncpg.Pool:
+async def _pool(request: Request) -> asyncpg.Pool:
     pool: asyncpg.Pool = request.state.pool
     return pool
 
 
-def _redis(request: Request) -> Redis:
+async def _redis(request: Request) -> Redis:
     redis: Redis = request.state.redis
     return redis
 
 
-def _livekit(request: Request) -> LiveKitGateway:
+async def _livekit(request: Request) -> LiveKitGateway:
     gateway: LiveKitGateway = request.state.livekit
     return gateway
 
 
-def _decks(request: Request) -> DeckService:
+async def _decks(request: Request) -> DeckService:
     decks: DeckService = request.state.decks
     return decks
 
 
-def _admission(request: Request) -> Admission | None:
+async def _admission(request: Request) -> Admission | None:
     admission: Admission | None = request.state.admission
     return admission
 
 
-def _signer(request: Request) -> UrlSigner:
+async def _signer(request: Request) -> UrlSigner:
     signer: UrlSigner = request.state.signer
     return signer
 
 
-def _storage(request: Request) -> AssetStorage:
+async def _storage(request: Request) -> AssetStorage:
     storage: AssetStorage = request.state.storage
     return storage
 
@@ -87,7 +89,7 @@ _bearer = HTTPBearer(auto_error=False)
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def _key_cache(request: Request) -> KeyCache:
+async def _key_cache(request: Request) -> KeyCache:
     cache: KeyCache = request.state.key_cache
     return cache
 

@@ -17,13 +17,13 @@ from shared.fleet import WORKER_NAME_PATTERN, FleetView, WorkerHeartbeat, verify
 router = APIRouter(tags=["fleet"])
 
 
-def _ops(settings: Settings, credentials: Bearer) -> None:
+async def _ops(settings: Settings, credentials: Bearer) -> None:
     expected = settings.ops_token.get_secret_value().encode()
     if credentials is None or not hmac.compare_digest(credentials.credentials.encode(), expected):
         raise Unauthorized("The fleet routes need 'Authorization: Bearer <PODIUM_OPS_TOKEN>'.")
 
 
-def _worker(settings: Settings, credentials: Bearer) -> str:
+async def _worker(settings: Settings, credentials: Bearer) -> str:
     if credentials is None:
         raise Unauthorized("Missing worker fleet credential.")
     try:
@@ -32,7 +32,7 @@ def _worker(settings: Settings, credentials: Bearer) -> str:
         raise Unauthorized("The worker fleet credential is invalid or expired.") from exc
 
 
-def _store(redis: RedisClient, settings: Settings) -> HeartbeatStore:
+async def _store(redis: RedisClient, settings: Settings) -> HeartbeatStore:
     return HeartbeatStore(redis, settings.fleet_heartbeat_ttl_seconds)
 
 

@@ -28,7 +28,7 @@ from shared.settings import ControlPlaneSettings
 _UPLOAD_CHECK_MARGIN_S = 180.0
 
 
-def _limiter(request: Request) -> RateLimiter:
+async def _limiter(request: Request) -> RateLimiter:
     limiter: RateLimiter = request.app.state.limiter
     return limiter
 
@@ -130,7 +130,7 @@ class SlideChangeGate:
         raise service.refused("slide_changes_per_second", limit, wait)
 
 
-def _slide_gate(
+async def _slide_gate(
     request: Request, pool: Pool, settings: Settings, limiter: Limiter
 ) -> SlideChangeGate:
     # Read as sent: the route itself validates the header.

@@ -34,7 +34,7 @@ from shared.schemas import SessionStatus
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"], dependencies=[requires("sessions")])
 
 
-def _service(
+async def _service(
     pool: Pool, livekit: LiveKit, settings: Settings, decks: Decks, admission: AdmissionControl
 ) -> SessionService:
     return SessionService(pool, livekit, settings, decks, admission)

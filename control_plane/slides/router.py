@@ -28,7 +28,7 @@ _SESSIONS = requires("sessions")
 REPLAY_HEADER = "Idempotent-Replayed"
 
 
-def _slides(request: Request) -> SlideService:
+async def _slides(request: Request) -> SlideService:
     slides: SlideService = request.app.state.slides
     return slides
 
@@ -54,7 +54,7 @@ class Participant:
     role: str
 
 
-def _participant(settings: Settings, credentials: Bearer) -> Participant:
+async def _participant(settings: Settings, credentials: Bearer) -> Participant:
     """The caller, from the LiveKit token Podium minted for them (``podium.*`` attributes)."""
     if credentials is None:
         raise Unauthorized("Missing token. Send 'Authorization: Bearer <your LiveKit token>'.")
