@@ -11,7 +11,9 @@ paraphrase shows as two gaps; a wrong merge would hide one, so the threshold err
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,8 +24,44 @@ from control_plane.decks.embeddings import Embedder, EmbeddingError
 logger = logging.getLogger(__name__)
 
 SIMILAR = 0.55
-MAX_QUESTIONS = 1000  # declined questions grouped per answer (the newest, when more)
+# Declined questions grouped per answer (the newest, when more): embedding is the cost of a
+# read (the local model takes ~4 ms a question on an idle core, several times that on a busy
+# one), so each distinct wording is embedded once per replica and kept in a bounded cache.
+MAX_QUESTIONS = 300
 MAX_EXAMPLES = 5
+CACHE_SIZE = 20_000  # vectors of 384 float32: ~31 MB at most
+
+
+class VectorCache:
+    """Least recently used vectors by (model, digest of the words): the words are not kept."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._rows: OrderedDict[bytes, np.ndarray] = OrderedDict()
+
+    @staticmethod
+    def key(model: str, text: str) -> bytes:
+        return hashlib.sha256(f"{model}\n{text}".encode()).digest()
+
+    async def embed(self, embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
+        keys = [self.key(embedder.model, t) for t in texts]
+        missing = list(dict.fromkeys(k for k in keys if k not in self._rows))
+        if missing:
+            first = {k: t for k, t in zip(keys, texts, strict=True)}
+            fresh = await embedder.embed([first[k] for k in missing])
+            for k, row in zip(missing, fresh, strict=True):
+                self._rows[k] = row
+        for k in keys:
+            self._rows.move_to_end(k)
+        rows = np.stack([self._rows[k] for k in keys])
+        while len(self._rows) > self._size:
+            self._rows.popitem(last=False)
+        return rows
+
+
+# One per process: the analytics routes are stateless otherwise, and a replica's cache only
+# saves work (a miss costs an embedding, never a wrong answer).
+_CACHE = VectorCache(CACHE_SIZE)
 
 
 async def content_gaps(embedder: Embedder, declined: Sequence[Question]) -> list[ContentGap]:
@@ -31,7 +69,7 @@ async def content_gaps(embedder: Embedder, declined: Sequence[Question]) -> list
     if not asked:
         return []
     try:
-        vectors = await embedder.embed([q.text for q in asked])
+        vectors = await _CACHE.embed(embedder, [q.text for q in asked])
     except EmbeddingError:
         # The grouping is a convenience: same words still group when the provider is away.
         logger.warning("content gap embedding failed; grouping by exact words")

@@ -139,3 +139,24 @@ async def test_content_gaps_fall_back_to_the_same_words_when_the_embedder_fails(
         _Axes(fail=True), [_q("Salesforce?", 1), _q("salesforce? ", 2), _q("SSO?", 1)]
     )
     assert [g.count for g in gaps] == [2, 1]
+
+
+async def test_each_wording_is_embedded_once() -> None:
+    calls: list[list[str]] = []
+
+    class Counting(_Axes):
+        model = "counting"
+
+        async def embed(self, texts: Sequence[str]) -> Vectors:
+            calls.append(list(texts))
+            return await super().embed(texts)
+
+    asked = [
+        _q("salesforce integration?", 1),
+        _q("salesforce integration?", 2),
+        _q("sso please", 1),
+    ]
+    first = await content_gaps(Counting(), asked)
+    again = await content_gaps(Counting(), [*asked, _q("weather today", 3)])
+    assert calls == [["salesforce integration?", "sso please"], ["weather today"]]
+    assert [g.count for g in first] == [2, 1] and [g.count for g in again] == [2, 1, 1]
