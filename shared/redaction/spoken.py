@@ -27,7 +27,11 @@ _ZERO_WORDS = {"oh", "o"}
 _JOINERS = {"dot": ".", "underscore": "_", "dash": "-", "hyphen": "-"}
 # The last label of a spoken e-mail domain: generic TLDs people say, or any two-letter country.
 # Words before "at" that are the sentence, not an address ("our code is at github dot com").
-_NOT_LOCAL = {"is", "me", "us", "it", "was", "are", "be", "were", "here", "there", "them", "him"}
+_NOT_LOCAL = {
+    "is", "me", "us", "it", "was", "are", "be", "were", "here", "there", "them", "him",
+    "available", "online", "live", "hosted", "found", "up", "out", "site", "website", "page",
+    "met", "meet", "work", "works", "worked", "stay", "stayed", "look", "see", "start", "go",
+}  # fmt: skip
 _TLDS = {"com", "org", "net", "edu", "gov", "io", "dev", "info", "biz", "app", "ai", "tech", "me"}
 
 
@@ -108,9 +112,14 @@ def _numbers(words: list[tuple[int, int, str]]) -> list[_Tok]:
     return toks
 
 
+# A recogniser often writes the dots and leaves the "at" spoken ("jane.doe at example.com"): a
+# written joiner counts like its word.
+_WRITTEN_JOINERS = {".": "dot", "_": "underscore", "-": "dash"}
+
+
 def _emails(toks: list[_Tok]) -> None:
     """Rewrites "<local> at <domain> dot <tld>" in place ("at" → "@", "dot" → ".", ...)."""
-    low = [t.out.lower() for t in toks]
+    low = [_WRITTEN_JOINERS.get(t.out, t.out.lower()) for t in toks]
     for k, word in enumerate(low):
         if word != "at":
             continue

