@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from livekit import rtc
 from livekit.agents.metrics import LLMMetrics, STTMetrics, TTSMetrics
 
 from shared.usage import UsageReport, UsageTotal
@@ -146,14 +147,13 @@ class UsageMeter:
         logger.warning("usage report left unsent at shutdown", extra={"job_id": self._job_id})
 
 
-def avatar_mode_of(room: Any) -> Callable[[], str | None]:
+def avatar_mode_of(room: rtc.Room) -> Callable[[], str | None]:
     """What the agent participant's ``podium.avatar`` attribute says now (None before joining)."""
 
     def read() -> str | None:
-        try:
-            value: str | None = room.local_participant.attributes.get(AVATAR_ATTRIBUTE)
-        except Exception:  # not connected yet: no local participant
+        if not room.isconnected():  # not yet in the room, or left it: no face shown
             return None
+        value: str | None = room.local_participant.attributes.get(AVATAR_ATTRIBUTE)
         return value
 
     return read

@@ -53,6 +53,7 @@ class DeepgramFake(FakeServer):
         self._scripted: deque[tuple[str, float]] = deque()
         self._live: list[_Listen] = []
         self._connected = asyncio.Event()
+        self.audio_received_s = 0.0  # over every live connection, for usage reconciliation
 
     @property
     def listen_url(self) -> str:
@@ -112,6 +113,7 @@ class DeepgramFake(FakeServer):
             async for msg in ws:
                 if msg.type == WSMsgType.BINARY:
                     conn.audio_bytes += len(msg.data)
+                    self.audio_received_s += len(msg.data) / conn.bytes_per_s
                     conn.audio_chunks += 1
                     if drop_after is not None and conn.audio_chunks >= drop_after:
                         await ws.close(code=1011, message=b"fake: dropped")

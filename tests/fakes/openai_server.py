@@ -77,6 +77,8 @@ class OpenAIFake(FakeServer):
         self.default_transcript = ""
         self._transcripts: deque[str] = deque()
         self.speech_seconds_per_char = 0.03
+        # (model, prompt_tokens, completion_tokens) of every chat answer that reported usage
+        self.usage_reported: list[tuple[str, int, int]] = []
 
     def push_transcript(self, text: str) -> None:
         self._transcripts.append(text)
@@ -136,6 +138,7 @@ class OpenAIFake(FakeServer):
                 "completion_tokens": done,
                 "total_tokens": prompt + done,
             }
+            self.usage_reported.append((body["model"], prompt, done))
             events.append({**_chunk(cid, body["model"], [], True), "usage": usage})
         return await self._sse(request, [json.dumps(e) for e in events] + ["[DONE]"])
 
