@@ -33,7 +33,7 @@ KEY_FIELDS = {
     "revoked_at",
     "created_by",
 }
-RECORDS = ("transcript", "turns", "events", "export", "recording", "escalations")
+RECORDS = ("transcript", "turns", "events", "export", "recording", "escalations", "analytics")
 
 
 def bearer(api_key: str) -> dict[str, str]:
@@ -127,19 +127,23 @@ def _scope_of(path: str) -> str | None:
     """The scope each tenant route must need (the README's table, written out)."""
     parts = path.split("/")  # "", "v1", family, ...
     family = parts[2]
+    if family in ("sessions", "decks") and len(parts) > 4 and parts[4] in RECORDS:
+        return "records:read"
     if family == "sessions":
-        return "records:read" if len(parts) > 4 and parts[4] in RECORDS else "sessions"
+        return "sessions"
     return {
         "decks": "decks",
         "webhooks": "webhooks",
         "tenant": "admin",
         "keys": "admin",
         "audit": "admin",
+        "erasures": "admin",
+        "usage": "admin",
     }.get(family)
 
 
 def _fill(path: str) -> str:
-    for name in ("session_id", "deck_id", "key_id", "endpoint_id", "delivery_id"):
+    for name in ("session_id", "deck_id", "key_id", "endpoint_id", "delivery_id", "erasure_id"):
         path = path.replace(f"{{{name}}}", str(uuid.uuid4()))
     return path.replace("{number}", "1")
 
