@@ -20,7 +20,9 @@ _SESSION = (
 # The words the presenter declines with when it answered without a search (an LLM may);
 # declines.is_declined reads the same in Python.
 _DECLINED_SQL = r"record->>'agent_text' ~* '\m(does|do|did)(n''t| not) cover\M'"
-MAX_QUESTIONS = 2000
+# Questions counted per answer (500 sessions of 40 questions); at most MAX_LISTED are listed.
+MAX_QUESTION_TURNS = 20_000
+MAX_LISTED = 2000
 
 
 async def session(conn: Conn, tenant_id: UUID, session_id: UUID) -> asyncpg.Record | None:
@@ -76,14 +78,24 @@ async def transitions(conn: Conn, session_ids: list[UUID]) -> dict[UUID, list[Tr
 
 
 async def question_turns(conn: Conn, session_ids: list[UUID]) -> dict[UUID, list[asyncpg.Record]]:
-    """Turns that searched the deck for an answer, or declined one: the questions."""
+    """Turns that searched the deck for an answer, or declined one: the questions, each with
+    only what analytics reads of its record (``record``: user and agent text, slide before, the
+    search calls), oldest first, at most ``MAX_QUESTION_TURNS``."""
     rows = await conn.fetch(
-        f"""SELECT session_id, number, started_at, record FROM session_turns
+        f"""SELECT session_id, number, started_at,
+               jsonb_build_object(
+                   'user_text', record->'user_text', 'agent_text', record->'agent_text',
+                   'slide_before', record->'slide_before',
+                   'tool_calls', coalesce((
+                       SELECT jsonb_agg(c) FROM jsonb_array_elements(record->'tool_calls') c
+                       WHERE c->>'name' = 'search_slides'), '[]'::jsonb)
+               ) AS record
+        FROM session_turns
         WHERE session_id = ANY($1::uuid[])
           AND (record->'tool_calls' @> '[{{"name": "search_slides"}}]' OR {_DECLINED_SQL})
         ORDER BY started_at, session_id, number LIMIT $2""",
         session_ids,
-        MAX_QUESTIONS,
+        MAX_QUESTION_TURNS,
     )
     found: dict[UUID, list[asyncpg.Record]] = {}
     for r in rows:

@@ -118,7 +118,9 @@ class DeckAnalytics(BaseModel):
     ended_early: int = Field(description="Sessions that ended before the deck's last slide.")
     slides: list[SlideStats]
     content_gaps: list[ContentGap]
-    questions: list[Question] = Field(description="Oldest first, at most 2000.")
+    questions: list[Question] = Field(
+        description="Oldest first; the newest 2000 when more (the counts include them all)."
+    )
     escalations: list[Escalation]
     escalation_reasons: dict[str, int]
     navigation_requests: dict[str, int] = Field(description="Requested moves by who asked.")

@@ -110,7 +110,7 @@ class AnalyticsService:
             ended_early=sum(f.summary.drop_off_slide is not None for f in facts),
             slides=_slide_stats(slide_count, facts, await self._slides(deck_id)),
             content_gaps=await content_gaps(self._embedder, [q for q in questions if q.declined]),
-            questions=questions[: repository.MAX_QUESTIONS],
+            questions=questions[-repository.MAX_LISTED :],
             escalations=escalations,
             escalation_reasons=reasons(escalations),
             navigation_requests=dict(Counter(n.by for f in facts for n in f.navigation)),
