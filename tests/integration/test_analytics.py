@@ -221,6 +221,16 @@ async def test_a_link_reads_its_deck_analytics_only_until_it_expires_or_its_key_
     bearer = {"Authorization": f"Bearer {link['token']}"}
     read = await api.get(f"/v1/decks/{recorded.deck_id}/analytics", headers=bearer, params=RANGE)
     assert read.status_code == 200 and read.json()["sessions_count"] == 2
+    # The link's reads are in the audit trail, under the key that made the link.
+    trail = await api.get(
+        "/v1/audit",
+        headers=recorded.owner.headers,
+        params={"route": "/v1/decks/{deck_id}/analytics", "key_id": key["key_id"]},
+    )
+    assert trail.status_code == 200, trail.text
+    assert [(e["target_id"], e["status"]) for e in trail.json()["items"]] == [
+        (recorded.deck_id, 200)
+    ]
     # Nothing else: not the session's records, not another deck's analytics.
     assert (
         await api.get(f"/v1/sessions/{recorded.a}/analytics", headers=bearer)
