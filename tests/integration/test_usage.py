@@ -24,7 +24,8 @@ from livekit import rtc
 
 from control_plane import db
 from control_plane.usage import daily
-from shared.devstack.stack import ROOT, EphemeralStack, TenantKey
+from shared.devstack.services import ManagedProcess, free_port
+from shared.devstack.stack import ROOT, EphemeralStack, TenantKey, http_ok
 from tests.webhook_receiver import Receiver, serve_receiver
 
 TODAY = datetime.now(UTC).date()
@@ -445,3 +446,41 @@ async def test_the_cli_prints_a_tenants_usage(
     assert bad.returncode == 2 and "--from" in bad.stderr
     backwards = cli(live.owner.tenant_id, "--from", "2026-03-02", "--to", "2026-03-01")
     assert backwards.returncode == 2 and "before" in backwards.stderr
+
+
+async def test_prometheus_counts_usage_by_tenant_on_the_metrics_port_only(
+    api: httpx.AsyncClient, control_plane: EphemeralStack, tenant: TenantKey
+) -> None:
+    port, metrics_port = free_port(), free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **control_plane.api_env,
+        "PODIUM_PORT": str(port),
+        "PODIUM_PUBLIC_URL": url,
+        "PODIUM_METRICS_PORT": str(metrics_port),
+    }
+    proc = ManagedProcess(
+        "control-plane-usage-metrics",
+        [sys.executable, "-m", "control_plane", "serve"],
+        control_plane.logs / "control-plane-usage-metrics.log",
+        env=env,
+        cwd=ROOT,
+    )
+    proc.start()
+    try:
+        proc.wait_until(lambda: http_ok(f"{url}/readyz"), 60)
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            live = await _live(client, control_plane, tenant)
+            await _send(client, live, _report("AJ_m", tts_characters__ElevenLabs=12))
+            await _send(client, live, _report("AJ_m", tts_characters__ElevenLabs=12))  # resent
+            await _send(client, live, _report("AJ_m", tts_characters__ElevenLabs=20))
+            scraped = await client.get(f"http://127.0.0.1:{metrics_port}/metrics")
+            await client.post(f"/v1/sessions/{live.sid}/end", headers=tenant.headers)
+        line = f'podium_tenant_usage_total{{meter="tts_characters",tenant="{tenant.tenant_id}"}}'
+        assert f"{line} 20.0" in scraped.text
+    finally:
+        proc.stop()
+    # the API port (no metrics port configured) counts nothing by tenant
+    live = await _live(api, control_plane, tenant)
+    await _send(api, live, _report("AJ_n", tts_characters__ElevenLabs=5))
+    assert tenant.tenant_id not in (await api.get("/metrics")).text
