@@ -116,6 +116,7 @@ def _plot(report: DeckAnalytics, path: Path) -> None:
         raise typer.Exit(2) from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     labels = [str(s.index) for s in report.slides]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
@@ -130,6 +131,8 @@ def _plot(report: DeckAnalytics, path: Path) -> None:
         labels, [s.drop_offs for s in report.slides], color="tab:red", label="ended here early"
     )
     bottom.set_ylabel("sessions")
+    bottom.yaxis.set_major_locator(MaxNLocator(integer=True))
+    top.margins(y=0.15)
     bottom.set_xlabel("slide")
     bottom.legend(fontsize=8)
     fig.tight_layout()
