@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 import typer
@@ -51,6 +52,10 @@ app.command("usage")(usage_command)
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="Port.")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=32, help="Processes serving the API (PODIUM_WEB_CONCURRENCY)."),
+    ] = None,
 ) -> None:
     """Run the control plane HTTP API."""
     import uvicorn
@@ -65,6 +70,26 @@ def serve(
             "never expose this control plane",
             extra={"secrets": weak},
         )
+    processes = workers or settings.web_concurrency
+    if processes > 1:
+        if settings.metrics_port is not None:
+            raise typer.BadParameter(
+                "PODIUM_METRICS_PORT needs one process per replica (each would bind it); "
+                "run replicas of one process, or unset it."
+            )
+        # Each process builds its own app (settings from the same environment) and shares the
+        # listening socket; everything app-scoped is per process, as it is per replica.
+        uvicorn.run(
+            "control_plane.app:create_app",
+            factory=True,
+            workers=processes,
+            host=host or settings.host,
+            port=port or settings.port,
+            log_config=_worker_logging(),
+            log_level="info",
+            access_log=False,
+        )
+        return
     api = uvicorn.Config(
         create_app(settings),
         host=host or settings.host,
@@ -85,6 +110,22 @@ def serve(
         access_log=False,
     )
     asyncio.run(_serve_together(uvicorn.Server(api), uvicorn.Server(ops)))
+
+
+def _worker_logging() -> dict[str, Any]:
+    """uvicorn's logging with the root logger as ``serve`` sets it up: a worker process is
+    spawned, so it gets its logging from this, not from the parent's ``basicConfig``."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["plain"] = {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
+    config["handlers"]["plain"] = {
+        "class": "logging.StreamHandler",
+        "formatter": "plain",
+        "stream": "ext://sys.stderr",
+    }
+    config["root"] = {"handlers": ["plain"], "level": "INFO"}
+    return config
 
 
 async def _serve_together(api: uvicorn.Server, ops: uvicorn.Server) -> None:

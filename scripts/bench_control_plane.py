@@ -81,6 +81,12 @@ class Run:
     def ok_per_s(self) -> float:
         return len(self.latencies) / self.duration_s
 
+    def server_cpu_ms_per_ok(self) -> float:
+        """CPU of every server process (control plane, Postgres, Redis, livekit-server) per ok
+        answer: what a request costs, whatever else shares the machine."""
+        busy = sum(v for k, v in self.cpu.items() if k != "loadgen") * self.duration_s
+        return busy * 1000 / len(self.latencies) if self.latencies else float("nan")
+
     def per_second(self) -> list[int]:
         buckets = [0] * int(self.duration_s)
         for t in self.done_at:
@@ -268,7 +274,7 @@ def table(runs: list[Run]) -> str:
     head = (
         f"{'scenario':<11} {'C':>3} {'ok/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
         f"{'min/max 1s':>10} {'errors':<18} {'cpu: api':>8} {'pg':>5} {'redis':>5} {'lk':>5} "
-        f"{'load':>5}"
+        f"{'load':>5} {'cpu ms/ok':>9}"
     )
     lines = [head]
     for r in runs:
@@ -281,7 +287,7 @@ def table(runs: list[Run]) -> str:
             f"{pct(ms, 0.95):>7.1f} {pct(ms, 0.99):>7.1f} {flat:>10} {errors:<18} "
             f"{r.cpu.get('api', 0):>8.2f} {r.cpu.get('postgres', 0):>5.2f} "
             f"{r.cpu.get('redis', 0):>5.2f} {r.cpu.get('livekit', 0):>5.2f} "
-            f"{r.cpu.get('loadgen', 0):>5.2f}"
+            f"{r.cpu.get('loadgen', 0):>5.2f} {r.server_cpu_ms_per_ok():>9.2f}"
         )
     return "\n".join(lines)
 
@@ -329,7 +335,9 @@ async def main() -> None:
     load = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp, EphemeralStack(Path(tmp)) as stack:
         stack.start_control_plane(
-            PODIUM_ADMISSION_ENABLED="false", PODIUM_WEB_CONCURRENCY=str(args.workers)
+            timeout_s=180,  # each process imports and starts everything; slow on a busy box
+            PODIUM_ADMISSION_ENABLED="false",
+            PODIUM_WEB_CONCURRENCY=str(args.workers),
         )
         assert stack.api_process is not None and stack.api_process.proc is not None
         pids = {
@@ -358,7 +366,10 @@ async def main() -> None:
         f"{os.cpu_count()} cores; control plane: {args.workers} process(es); "
         f"load average before {load[0]:.2f}, after {end_load[0]:.2f} (1 min)"
     )
-    print("cpu columns: cores busy over the run (api = every control-plane process)")
+    print(
+        "cpu columns: cores busy over the run (api = every control-plane process); cpu ms/ok: "
+        "CPU of all server processes per ok answer"
+    )
     print(table(runs))
     title = (
         f"control plane, {args.workers} process(es), {args.duration:.0f} s runs; "

@@ -131,6 +131,14 @@ class ControlPlaneSettings(_Base):
         description="Serve /metrics on this port only, apart from the API (a NetworkPolicy can "
         "then keep it for Prometheus); unset: /metrics on the API port.",
     )
+    web_concurrency: int = Field(
+        default=1,
+        ge=1,
+        le=32,
+        description="Control-plane processes serving the API port (uvicorn workers), each with "
+        "its own pools and background loops, as replicas have; about one per core. Above 1, "
+        "/metrics answers one process's figures: scrape replicas of one process instead.",
+    )
     db_pool_min: int = 2
     db_pool_max: int = 10
     token_ttl_seconds: int = Field(default=3600, ge=60, le=86_400)
