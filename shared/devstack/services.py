@@ -256,6 +256,7 @@ class LiveKit:
         api_key: str = DEV_LIVEKIT_KEY,
         api_secret: str = DEV_LIVEKIT_SECRET,
         webhook_url: str | None = None,
+        redis_address: str | None = None,
     ) -> None:
         self.port = port
         self.api_key = api_key
@@ -277,6 +278,8 @@ class LiveKit:
         )
         if webhook_url:  # room and participant events, signed with our key pair
             config += f"webhook:\n  api_key: {api_key}\n  urls:\n    - {webhook_url}\n"
+        if redis_address:  # LiveKit's multi-node mode: nodes share rooms and jobs through Redis
+            config += f"redis:\n  address: {redis_address}\n"
         argv = [str(LIVEKIT_BIN), "--dev", "--bind", "127.0.0.1", "--node-ip", "127.0.0.1",
                 "--config-body", config, "--keys", f"{api_key}: {api_secret}"]  # fmt: skip
         self.process = ManagedProcess("livekit-server", argv, log_path)
