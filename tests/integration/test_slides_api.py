@@ -471,7 +471,7 @@ async def test_clients_get_changes_pushed_through_room_metadata(
 async def flaky_livekit(stack: EphemeralStack) -> AsyncIterator[dict[str, Any]]:
     """A proxy in front of the real livekit-server that refuses the next ``fail`` metadata
     updates with 503 and records the slide version of each update it lets through."""
-    control: dict[str, Any] = {"fail": 0, "refused": 0, "passed": []}
+    control: dict[str, Any] = {"fail": 0, "refused": 0, "passed": [], "delay_s": 0.0}
     upstream = stack.livekit.url.replace("ws://", "http://")
     session = ClientSession()
 
@@ -484,6 +484,7 @@ async def flaky_livekit(stack: EphemeralStack) -> AsyncIterator[dict[str, Any]]:
                 return web.Response(status=503, text="unavailable")
             update = lk.UpdateRoomMetadataRequest.FromString(body)
             control["passed"].append(metadata_version(update.metadata))
+            await asyncio.sleep(control["delay_s"])
         headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
         async with session.post(upstream + request.path, data=body, headers=headers) as resp:
             return web.Response(
@@ -614,3 +615,101 @@ async def test_out_of_range_numbers_and_nul_text_are_422(
         f"/v1/sessions/{sid}/transitions", headers=owner.headers, params={"after_version": 10**20}
     )
     assert after.status_code == 422
+
+
+async def test_a_burst_of_changes_ends_on_the_newest_version_in_the_room(
+    api: httpx.AsyncClient, decks: tuple[TenantKey, str, str], control_plane: EphemeralStack
+) -> None:
+    owner, _, big = decks
+    session = await _session(api, owner, big)
+    sid = session["session_id"]
+    answers = await asyncio.gather(
+        *(_move(api, owner, sid, action="goto", index=i % 60 + 1) for i in range(100))
+    )
+    assert [a.status_code for a in answers] == [200] * 100
+    final = (await api.get(f"/v1/sessions/{sid}/slide", headers=owner.headers)).json()
+    assert final["version"] == 101  # start + 100 changes, none lost
+    lkapi = lk.LiveKitAPI(
+        control_plane.livekit.url.replace("ws://", "http://"),
+        control_plane.livekit.api_key,
+        control_plane.livekit.api_secret,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        shown: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            rooms = await lkapi.room.list_rooms(lk.ListRoomsRequest(names=[session["room"]]))
+            shown = _slide(rooms.rooms[0].metadata)
+            if shown["version"] == final["version"]:
+                break
+            await asyncio.sleep(0.05)
+        assert (shown["version"], shown["index"]) == (final["version"], final["index"])
+    finally:
+        await lkapi.aclose()
+
+
+async def test_pushes_of_a_burst_are_coalesced_to_the_newest_version(
+    api: httpx.AsyncClient, deck: Deck, stack: EphemeralStack, flaky_livekit: dict[str, Any]
+) -> None:
+    """Clients need only the newest state: while one push is in flight, later changes replace
+    each other, and the next push carries the newest."""
+    owner, deck_id = deck
+    session = await _session(api, owner, deck_id)
+    first = (
+        await api.get(f"/v1/sessions/{session['session_id']}/slide", headers=owner.headers)
+    ).json()["version"]
+    base = SlideRecord(
+        session_id=uuid.UUID(session["session_id"]),
+        tenant_id=uuid.UUID(owner.tenant_id),
+        room=session["room"],
+        deck_id=uuid.UUID(deck_id),
+        index=1,
+        count=5,
+        version=first,
+        paused=False,
+        title=None,
+        image_key=None,
+        changed_by="api",
+        changed_at=datetime.now(UTC),
+    )
+    redis = Redis.from_url(stack.redis.url(), decode_responses=True)
+    gateway = LiveKitGateway(
+        url=flaky_livekit["url"],
+        api_key=stack.livekit.api_key,
+        api_secret=stack.livekit.api_secret,
+        agent_name="unused",
+    )
+
+    async def load(_: uuid.UUID) -> SlideRecord | None:
+        return None
+
+    flaky_livekit["delay_s"] = 0.02  # each push takes LiveKit 20 ms
+    client = await _join(session["livekit_url"], session["token"])
+    newest = first + 100
+    arrived = asyncio.Event()
+
+    def on_change(_old: str, new: str) -> None:
+        if metadata_version(new) == newest:
+            arrived.set()
+
+    client.on("room_metadata_changed", on_change)
+    try:
+        async with gateway:
+            publisher = SlidePublisher(gateway, SlideCache(redis), UrlSigner("s", "http://x"), load)
+            for n in range(1, 101):
+                version = first + n
+                publisher.submit(
+                    SlideRecord(**{**base.__dict__, "version": version, "index": n % 5 + 1})
+                )
+                await asyncio.sleep(0.001)
+            await asyncio.wait_for(arrived.wait(), timeout=5)
+            await publisher.stop()
+        passed = flaky_livekit["passed"]
+        assert passed[-1] == newest  # none lost at the end
+        assert passed == sorted(set(passed))  # never an older version after a newer one
+        assert len(passed) < 50  # 100 changes, far fewer pushes
+        assert _slide(client.metadata)["version"] == newest
+        assert _slide(client.metadata)["index"] == 100 % 5 + 1
+    finally:
+        await client.disconnect()
+        await redis.aclose()
