@@ -104,10 +104,32 @@ def _valid(validator: Callable[[str], bool], number: str) -> bool:
         return False
 
 
+# A recogniser groups spoken digits as it likes ("415-55-5-5-0-132"), which libphonenumber's
+# matcher does not take for a number; after words that announce one, the digits alone decide.
+_PHONE_CUE = re.compile(
+    r"\b(?:call|phone|number|mobile|cell|ring|reach|text|whatsapp|contact|dial)\b", re.I
+)
+_LOOSE_DIGITS = re.compile(r"(?<![\w.])\+?\d(?:[ .-]{0,2}\d){6,14}(?!\w)")
+
+
 def phones(text: str) -> Iterator[Span]:
     for region in _PHONE_REGIONS:
         for match in phonenumbers.PhoneNumberMatcher(text, region, phonenumbers.Leniency.VALID):
             yield match.start, match.end, "PHONE"
+    for m in _LOOSE_DIGITS.finditer(text):
+        if _PHONE_CUE.search(text[max(0, m.start() - 40) : m.start()]) and _phone_digits(m.group()):
+            yield m.start(), m.end(), "PHONE"
+
+
+def _phone_digits(written: str) -> bool:
+    digits = "+" * written.startswith("+") + re.sub(r"\D", "", written)
+    for region in (None,) if digits.startswith("+") else _PHONE_REGIONS:
+        try:
+            if phonenumbers.is_valid_number(phonenumbers.parse(digits, region)):
+                return True
+        except phonenumbers.NumberParseException:
+            continue
+    return False
 
 
 PATTERNS: tuple[Callable[[str], Iterator[Span]], ...] = (

@@ -48,6 +48,8 @@ def found(text: str) -> list[tuple[str, str]]:
             "oh seven nine one one, one two three four five six",
         ),
         ("the office is on +1 415 555 2671 today", "PHONE", "+1 415 555 2671"),
+        # Digits grouped as a recogniser heard the pauses, after a word announcing a number.
+        ("call me on 415-555-01-32.", "PHONE", "415-555-01-32"),
         (
             "my card is four one one one one one one one one one one one one one one one",
             "CARD",
