@@ -94,9 +94,10 @@ class Audience:
         return any(start <= t < end for t in self.voiced)
 
     async def until(self, check: Callable[[], Any], seconds: float, failure: str) -> Any:
-        """Wait until ``check()`` is truthy (re-checked on every event), and return it."""
+        """Wait until ``check()`` returns something (re-checked on every event), and return it."""
         deadline = time.perf_counter() + seconds
-        while (result := check()) is None or result is False:
+        # None, False or no lines yet: not yet (a time of 0.0 is an answer)
+        while (result := check()) is None or result is False or result == []:
             left = deadline - time.perf_counter()
             if left <= 0:
                 said = [(line.identity, line.text) for line in self.lines]
