@@ -149,6 +149,7 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
         session.say(opening, audio=greeting.frames())
     else:
         session.say(opening)  # rendering failed: let the session's TTS path retry
+    _leave_when_rejoined(ctx, participant)
     if presenter.narrator is not None:
         _follow_slide_state(ctx.room, presenter.narrator)
         presenter.narrator.start()  # it waits for the greeting to finish
@@ -164,6 +165,30 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
         extra={"participant": participant.identity, "resumed": context.resumed},
     )
     await _report_joined(control_plane, metadata)
+
+
+def _leave_when_rejoined(ctx: JobContext, speaker: rtc.RemoteParticipant) -> None:
+    """Leave when the room had to be joined again from scratch, so a fresh presenter comes.
+
+    When the livekit node holding the room dies, LiveKit opens the room again on another node
+    and every client joins it anew, as a new participant. This job's connection comes back
+    too, but its voice loop stays bound to the speaker's old participant and never hears them
+    again. A reconnect that kept the speaker's participant (a network blip: the connection was
+    resumed on the same node) changes nothing. Leaving is safe: the control plane sees the job
+    stop reporting and dispatches another presenter, which resumes from the stored slide and
+    conversation.
+    """
+
+    def on_reconnected() -> None:
+        now = ctx.room.remote_participants.get(speaker.identity)
+        if now is None or now.sid != speaker.sid:
+            logger.warning(
+                "the room was joined again from scratch; leaving for a fresh presenter",
+                extra={"participant": speaker.identity},
+            )
+            ctx.shutdown(reason="the room was joined again from scratch")
+
+    ctx.room.on("reconnected", on_reconnected)
 
 
 def may_speak(participant: rtc.RemoteParticipant) -> bool:
