@@ -48,6 +48,44 @@ async def insert_session(
     return row
 
 
+async def insert_created_session(
+    conn: asyncpg.Connection,
+    *,
+    session_id: UUID,
+    tenant_id: UUID,
+    room: str,
+    deck_id: UUID | None,
+    participant_name: str | None,
+    metadata: dict[str, Any],
+    record: bool | None,
+    dispatched: bool,
+) -> None:
+    """The new session and its ``session.created`` event, in one statement (the caller holds
+    the tenant's lock across it: one round trip, not two). See :func:`insert_session`."""
+    await conn.execute(
+        """
+        WITH created AS (
+            INSERT INTO sessions (id, tenant_id, room, deck_id, participant_name, metadata,
+                                  record, dispatch_count)
+            VALUES ($1, $2, $3, $4, $5, $6,
+                    coalesce($7, (SELECT record_sessions FROM tenants WHERE id = $2)), $8)
+            RETURNING id, tenant_id
+        )
+        INSERT INTO audit_events (tenant_id, session_id, actor, type, data)
+        SELECT tenant_id, id, 'api', 'session.created', $9::jsonb FROM created
+        """,
+        session_id,
+        tenant_id,
+        room,
+        deck_id,
+        participant_name,
+        metadata,
+        record,
+        1 if dispatched else 0,
+        {"room": room},
+    )
+
+
 async def lock_tenant(conn: asyncpg.Connection, tenant_id: UUID) -> None:
     """Serialise this transaction with the tenant's other session creations (any replica)."""
     await conn.execute(

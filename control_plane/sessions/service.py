@@ -180,8 +180,9 @@ class SessionService:
         body: SessionCreate,
         on_join: bool,
     ) -> asyncpg.Record | None:
-        """The session's row, its first slide and its audit event (in the caller's transaction)."""
-        await repository.insert_session(
+        """The session's row with its audit event, and its first slide (in the caller's
+        transaction)."""
+        await repository.insert_created_session(
             conn,
             session_id=session_id,
             tenant_id=tenant_id,
@@ -193,20 +194,11 @@ class SessionService:
             dispatched=not on_join,
         )
         # Slide 1 from the start, also in the room's metadata: the first joiner sees it.
-        slide = (
+        return (
             await slide_repository.start(conn, session_id, body.deck_id)
             if body.deck_id is not None
             else None
         )
-        await repository.insert_audit_event(
-            conn,
-            tenant_id=tenant_id,
-            session_id=session_id,
-            actor="api",
-            type="session.created",
-            data={"room": room},
-        )
-        return slide
 
     async def dispatch_on_join(self, session_id: UUID) -> bool:
         """With dispatch on join: the first participant arrived, so send the presenter (once,
