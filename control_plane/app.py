@@ -26,6 +26,7 @@ from control_plane.decks.service import DeckService
 from control_plane.deps import AppState
 from control_plane.errors import install_error_handlers
 from control_plane.fleet.admission import Admission
+from control_plane.fleet.deletion_cost import deletion_cost_loop
 from control_plane.fleet.router import router as fleet_router
 from control_plane.health.router import router as health_router
 from control_plane.internal.router import router as internal_router
@@ -145,6 +146,7 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
                 SlideService(pool, redis, gateway, signer) as slides,
                 RateLimiter(settings.redis_url) as limiter,
                 MetricsRefresher(pool, redis, settings),
+                deletion_cost_loop(redis, settings),
                 Watchdog(
                     JobLiveness(redis, silence_s=settings.job_silence_seconds),
                     Resumer(pool, redis, gateway, settings).job_silent,

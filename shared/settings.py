@@ -265,6 +265,15 @@ class ControlPlaneSettings(_Base):
     metrics_refresh_seconds: float = Field(
         default=5, gt=0, description="How often fleet, session and deck gauges are refreshed."
     )
+    # Scale-down picks the emptiest workers: the control plane sets each worker pod's
+    # controller.kubernetes.io/pod-deletion-cost from its heartbeat (docs/fleet.md).
+    fleet_deletion_cost: bool = Field(
+        default=False,
+        description="Annotate worker pods with their session count through the in-cluster API.",
+    )
+    fleet_deletion_cost_interval_seconds: float = Field(
+        default=10, gt=0, description="How often worker pods' deletion costs are brought in line."
+    )
     # Session lifecycle: the sweeper ends sessions nobody ends (reason recorded).
     session_max_duration_seconds: float = Field(
         default=4 * 3600, gt=0, description="A session still open this long after it began ends."

@@ -163,7 +163,9 @@ def test_pods_run_as_non_root_with_nothing_extra(rendered: tuple[str, str]) -> N
         spec = deployment["spec"]["template"]["spec"]
         assert spec["securityContext"]["runAsNonRoot"] is True
         assert spec["securityContext"]["runAsUser"] != 0
-        assert spec["automountServiceAccountToken"] is False
+        # only the control plane holds a token, to patch worker pods' deletion costs
+        is_control_plane = deployment["metadata"]["name"] == "podium-control-plane"
+        assert spec["automountServiceAccountToken"] is is_control_plane
         for container in spec["containers"]:
             ctx = container["securityContext"]
             assert ctx["allowPrivilegeEscalation"] is False
@@ -245,6 +247,36 @@ def test_keda_scales_workers_on_the_fleets_desired_count(rendered: tuple[str, st
     )
     # no replicas on the worker Deployment: an apply would fight the autoscaler
     assert "replicas" not in one(objects, "Deployment", "podium-worker")["spec"]
+
+
+def test_the_control_plane_may_patch_pods_and_nothing_else(rendered: tuple[str, str]) -> None:
+    """Scale-down picks idle workers: the control plane's account can set pods' deletion costs
+    (and do nothing more); the setting that turns the updater on is in the config."""
+    _, text = rendered
+    objects = docs(text)
+    account = one(objects, "ServiceAccount", "podium-control-plane")
+    spec = one(objects, "Deployment", "podium-control-plane")["spec"]["template"]["spec"]
+    assert spec["serviceAccountName"] == account["metadata"]["name"]
+    assert (
+        "serviceAccountName"
+        not in (one(objects, "Deployment", "podium-worker")["spec"]["template"]["spec"])
+    )
+    role = one(objects, "Role", "podium-pod-deletion-cost")
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["patch"]}]
+    binding = one(objects, "RoleBinding", "podium-pod-deletion-cost")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["subjects"] == [
+        {
+            "kind": "ServiceAccount",
+            "name": account["metadata"]["name"],
+            "namespace": account["metadata"]["namespace"],
+        }
+    ]
+    assert config_value(objects, "PODIUM_FLEET_DELETION_COST") == "true"
 
 
 def test_disruption_budgets_and_network_policies_cover_both_services(
