@@ -18,6 +18,7 @@ Inputs and where they come from:
 
     .venv/bin/python scripts/fleet_sim.py                # table + docs/benchmarks/fleet.png
     .venv/bin/python scripts/fleet_sim.py --cold-start 120
+    .venv/bin/python scripts/fleet_sim.py --plan 10000   # capacity plan (scripts/fleet_plan.py)
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ import matplotlib.pyplot as plt
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from fleet_plan import Inputs, plan, print_plan, print_variants  # noqa: E402
 
 from shared.fleet import FleetPolicy, desired_workers  # noqa: E402
 from shared.settings import ControlPlaneSettings  # noqa: E402
@@ -260,7 +263,24 @@ def main() -> None:
     parser.add_argument("--session-minutes", type=float, default=12.0)
     parser.add_argument("--burst", type=int, default=40, help="sessions in the 14:00 burst")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "benchmarks" / "fleet.png")
+    parser.add_argument(
+        "--plan", type=int, metavar="N", help="print the capacity plan for N concurrent sessions"
+    )
+    parser.add_argument("--audio-only", action="store_true", help="plan without the avatar")
+    parser.add_argument("--job-heartbeat", type=float, default=2.0, help="plan: job alive, s")
+    parser.add_argument("--headroom-ratio", type=float, default=0.15, help="plan: warm share")
     args = parser.parse_args()
+    if args.plan:
+        inputs = Inputs(
+            concurrent=args.plan,
+            avatar=not args.audio_only,
+            job_heartbeat_s=args.job_heartbeat,
+            headroom_ratio=args.headroom_ratio,
+            slots_per_worker=args.slots,
+        )
+        print_plan(plan(inputs))
+        print_variants(inputs)
+        return
 
     seeds = list(range(args.seed, args.seed + args.days))
     days = [arrivals(seed, burst_at_s=BURST_AT_S, burst_size=args.burst) for seed in seeds]
