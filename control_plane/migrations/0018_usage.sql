@@ -30,6 +30,7 @@ CREATE TABLE usage_counters (
     PRIMARY KEY (tenant_id, day, session_id, meter, dimension)
 );
 CREATE INDEX usage_counters_session_idx ON usage_counters (tenant_id, session_id);
+CREATE INDEX usage_counters_day_idx ON usage_counters (day);  -- the daily sweep
 
 -- Time in the room, from LiveKit's participant webhooks: one row per participant connection
 -- (meter participant_seconds, dimension its role) and one per session (meter session_seconds,
@@ -45,7 +46,9 @@ CREATE TABLE usage_spans (
     PRIMARY KEY (session_id, key)
 );
 CREATE INDEX usage_spans_tenant_idx ON usage_spans (tenant_id, started_at);
+CREATE INDEX usage_spans_started_idx ON usage_spans (started_at);  -- the daily sweep
 CREATE INDEX usage_spans_open_idx ON usage_spans (session_id) WHERE ended_at IS NULL;
+CREATE INDEX usage_spans_open_started_idx ON usage_spans (started_at) WHERE ended_at IS NULL;
 
 -- The usage.daily webhook raised for a tenant's day: the row is inserted in the transaction that
 -- raises it, so the event goes out once however many replicas sweep.

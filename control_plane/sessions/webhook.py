@@ -52,7 +52,6 @@ async def livekit_webhook(
         event = receiver.receive(body, authorization.removeprefix("Bearer "))
     except Exception as exc:  # the SDK raises bare Exception for a bad hash or token
         raise Unauthorized("The webhook signature does not verify.") from exc
-    await _meter(pool, settings, event)
     if event.event == "room_finished":
         # LiveKit closed the room (everyone left and its empty timeout passed, or it was
         # deleted): the session is over.
@@ -71,6 +70,7 @@ async def livekit_webhook(
         await Resumer(pool, redis, livekit, settings).agent_left(
             event.room.name, event.participant.sid
         )
+    await _meter(pool, settings, event)
 
 
 async def _room_finished(pool: asyncpg.Pool, room: str) -> None:

@@ -233,13 +233,22 @@ async def storage_bytes(conn: Conn, tenant_id: UUID) -> dict[str, int]:
 
 
 async def tenants_with_usage(conn: Conn, day: date) -> list[UUID]:
-    """Tenants that used anything on ``day`` (UTC) and were not yet reported for it."""
+    """Tenants that used anything on ``day`` (UTC) and were not yet reported for it. Spans are
+    read from a week before the day (a session ends within its maximum duration, hours) and
+    those still open, so the sweep reads a bounded range however long the table grows."""
     rows = await conn.fetch(
-        """SELECT tenant_id FROM usage_counters WHERE day = $1
+        """WITH bounds AS (
+               SELECT ($1::date::timestamp AT TIME ZONE 'UTC') AS lo,
+                      (($1::date + 1)::timestamp AT TIME ZONE 'UTC') AS hi
+           )
+           SELECT tenant_id FROM usage_counters WHERE day = $1
            UNION
-           SELECT tenant_id FROM usage_spans
-           WHERE started_at < (($1::date + 1)::timestamp AT TIME ZONE 'UTC')
-             AND (ended_at IS NULL OR ended_at > ($1::date::timestamp AT TIME ZONE 'UTC'))
+           SELECT sp.tenant_id FROM usage_spans sp, bounds b
+           WHERE sp.started_at >= b.lo - interval '7 days' AND sp.started_at < b.hi
+             AND (sp.ended_at IS NULL OR sp.ended_at > b.lo)
+           UNION
+           SELECT sp.tenant_id FROM usage_spans sp, bounds b
+           WHERE sp.ended_at IS NULL AND sp.started_at < b.hi
            EXCEPT
            SELECT tenant_id FROM usage_daily_reports WHERE day = $1""",
         day,

@@ -69,9 +69,14 @@ async def take_report(
         _count(settings, tenant_id, meter, delta)
 
 
+# A vendor's avatar joins as its own participant publishing for the agent: the presenter's time.
+_ON_BEHALF = "lk.publish_on_behalf"
+
+
 def role_of(kind: str, attributes: dict[str, str], role_attribute: str) -> str:
-    """A participant's role for metering: the one its token gave it, 'agent' for agents."""
-    if kind == "agent":
+    """A participant's role for metering: the one its token gave it, 'agent' for agents (and a
+    vendor's avatar, which publishes on the agent's behalf)."""
+    if kind == "agent" or _ON_BEHALF in attributes:
         return "agent"
     role = attributes.get(role_attribute, "")
     return role if role in ("participant", "viewer") else "participant"
