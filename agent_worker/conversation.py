@@ -9,6 +9,7 @@ resend harmless, and the queue is bounded.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from livekit.agents.voice.events import ConversationItemAddedEvent
 
 from shared.schemas import ConversationMessage
 
+from .audience import Attribution
 from .control_plane_client import SessionApi
 from .outbox import Outbox
 
@@ -51,9 +53,15 @@ def _utc(unix: float) -> datetime:
 
 class ConversationSync:
     def __init__(
-        self, session: AgentSession[Any], deck: SessionApi, *, speaker: str | None = None
+        self,
+        session: AgentSession[Any],
+        deck: SessionApi,
+        *,
+        speaker: str | Callable[[llm.ChatMessage], Attribution] | None = None,
     ) -> None:
-        self._speaker = speaker  # the participant identity the user's messages are from
+        # the participant identity the user's messages are from, or who said each (a room
+        # with several people: audience.Floor.said_by)
+        self._speaker = speaker
         self._outbox: Outbox[ConversationMessage] = Outbox(
             deck.add_messages, name="conversation_sync", batch=BATCH, max_pending=MAX_PENDING
         )
@@ -62,8 +70,11 @@ class ConversationSync:
     def _on_item(self, event: ConversationItemAddedEvent) -> None:
         message = to_message(event.item)
         if message is not None:
-            if message.role == "user":
-                message = message.model_copy(update={"speaker": self._speaker})
+            if message.role == "user" and isinstance(event.item, llm.ChatMessage):
+                speaker = self._speaker
+                if callable(speaker):
+                    speaker = speaker(event.item).identity
+                message = message.model_copy(update={"speaker": speaker})
             self._outbox.put(message)
 
     async def flush(self, within_seconds: float = 5.0) -> bool:

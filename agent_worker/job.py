@@ -22,12 +22,12 @@ from livekit.agents import (
     room_io,
     tts,
 )
-from livekit.agents.job import DEFAULT_PARTICIPANT_KINDS
 from pydantic import ValidationError
 
-from shared.schemas import ROLE_ATTRIBUTE, ConversationMessage, DispatchMetadata, SessionContext
+from shared.schemas import ConversationMessage, DispatchMetadata, SessionContext
 from shared.settings import WorkerSettings
 
+from .audience import Floor, TypedQuestions, may_speak
 from .avatar.presence import AUDIO_ONLY, attach_avatar
 from .config import JobConfig
 from .control_plane_client import ControlPlaneClient, ControlPlaneError, SessionNotFoundError
@@ -112,11 +112,19 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
         return
     meter.start()
     senders.append(meter.aclose)
-    session, presenter = _voice_loop(
-        ctx, control_plane, metadata, context, speech, senders, meter, speaker=participant.identity
+    # The floor moves between the participants who may speak (audience.py); when the last of
+    # them leaves (a page reload, too) the job leaves the room, so the people still in it get a
+    # new presenter (see resume.py).
+    floor = Floor(
+        ctx.room,
+        participant,
+        on_empty=lambda: ctx.shutdown(reason="everyone who could speak left"),
     )
-    # The framework closes the session when its participant leaves (a page reload, too); the
-    # job then leaves the room, so the people still in it get a new presenter (see resume.py).
+    ctx.add_shutdown_callback(floor.detach)
+    session, presenter = _voice_loop(
+        ctx, control_plane, metadata, context, speech, senders, meter, floor=floor
+    )
+    floor.attach(session)
     session.on("close", lambda _: ctx.shutdown(reason="the agent session closed"))
     avatar = await attach_avatar(
         ctx,
@@ -130,11 +138,16 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
         room=ctx.room,
         room_options=room_io.RoomOptions(
             participant_identity=participant.identity,
+            close_on_disconnect=False,  # the floor moves on; see Floor._on_left
+            text_input=False,  # typed questions come from viewers too: TypedQuestions
             # the avatar publishes the voice with its face; audio-only, the room output does
             audio_output=avatar.mode == AUDIO_ONLY,
         ),
         record=recording_options(context.record),
     )
+    if context.deck_id is not None:  # without a deck there is nothing to answer from
+        questions = TypedQuestions(ctx.room, session, floor)
+        ctx.add_shutdown_callback(questions.aclose)
     if context.record:
         recording = RecordingSegments(
             session,
@@ -191,14 +204,6 @@ def _leave_when_rejoined(ctx: JobContext, speaker: rtc.RemoteParticipant) -> Non
     ctx.room.on("reconnected", on_reconnected)
 
 
-def may_speak(participant: rtc.RemoteParticipant) -> bool:
-    """A person who may talk to the presenter: not a viewer (listen-only), not another agent."""
-    return (
-        participant.kind in DEFAULT_PARTICIPANT_KINDS
-        and participant.attributes.get(ROLE_ATTRIBUTE) != "viewer"
-    )
-
-
 async def wait_for_speaker(room: rtc.Room) -> rtc.RemoteParticipant:
     """The first active participant who may speak (the framework's wait_for_participant, with
     our own test of who counts). Viewers come and go without effect: the presenter does not
@@ -237,7 +242,7 @@ def _voice_loop(
     senders: list[Callable[[], Awaitable[None]]],
     meter: UsageMeter,
     *,
-    speaker: str,
+    floor: Floor,
 ) -> tuple[AgentSession[None], Presenter]:
     """VAD → STT → LLM → TTS (each a chain built from settings) for a session with a deck;
     without one the presenter only greets."""
@@ -258,11 +263,11 @@ def _voice_loop(
         turn_handling=turn_handling(settings),
     )
     deck = control_plane.for_session(metadata.session_id, metadata.credential)
-    conversation = ConversationSync(session, deck, speaker=speaker)
+    conversation = ConversationSync(session, deck, speaker=floor.said_by)
     senders.append(conversation.aclose)
     heard = HeardWords()
     turns = TurnRecorder(
-        session, deck, room=ctx.room, job_id=ctx.job.id, speaker=speaker, heard=heard
+        session, deck, room=ctx.room, job_id=ctx.job.id, speaker=floor.said_by, heard=heard
     )
     senders.append(turns.aclose)
     narrator = Narrator(session, deck)
@@ -274,6 +279,7 @@ def _voice_loop(
         chat_ctx=restored_chat(context.conversation),
         outline=context.outline,
         heard=heard,
+        names=floor.name_of,
     )
     return session, presenter
 

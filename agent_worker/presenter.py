@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterable
+from collections.abc import AsyncGenerator, AsyncIterable, Callable
 from typing import Any
 
 from livekit import rtc
@@ -28,6 +28,7 @@ from shared.schemas import (
     WordTiming,
 )
 
+from .audience import addressed
 from .control_plane_client import (
     ControlPlaneError,
     ControlPlaneRefused,
@@ -88,6 +89,13 @@ NOT_COVERED = (
     "do not answer from the slides above."
 )
 
+# In a room with several people the model reads each user message as "[Name] words".
+AUDIENCE = (
+    "Several people may talk to you. Each of their messages begins with the speaker's name in "
+    "square brackets, like [Ada]: the name is who spoke, not part of what they said. Start "
+    "your answer with that person's name."
+)
+
 
 def instructions_for(outline: list[OutlineEntry]) -> str:
     """The presenter's instructions, with the deck's outline quoted as data when there is one."""
@@ -135,8 +143,13 @@ class Presenter(Agent):
         chat_ctx: llm.ChatContext | None = None,
         outline: list[OutlineEntry] | None = None,
         heard: HeardWords | None = None,
+        names: Callable[[llm.ChatMessage], str | None] | None = None,
     ) -> None:
-        super().__init__(instructions=instructions_for(outline or []), chat_ctx=chat_ctx)
+        instructions = instructions_for(outline or [])
+        if names is not None:
+            instructions = f"{instructions}\n\n{AUDIENCE}"
+        super().__init__(instructions=instructions, chat_ctx=chat_ctx)
+        self._names = names  # who said each user message (audience.Floor), for the model
         self._deck = deck  # None: a session created without a deck, where the tools refuse
         self.narrator = narrator  # None: no presentation mode (tests, sessions without a deck)
         self._conversation = conversation
@@ -159,6 +172,18 @@ class Presenter(Agent):
             if self._heard is not None and event.type == stt.SpeechEventType.FINAL_TRANSCRIPT:
                 self._heard.add(_wall_clock_words(event, self._audio_started_at(first_frame)))
             yield event
+
+    def llm_node(
+        self,
+        chat_ctx: llm.ChatContext,
+        tools: list[llm.Tool],
+        model_settings: ModelSettings,
+    ) -> Any:
+        """The framework's LLM step, the model reading who said each user message. The stored
+        messages (transcript, turn log) keep the words alone."""
+        if self._names is not None:
+            chat_ctx = _named(chat_ctx, self._names)
+        return Agent.default.llm_node(self, chat_ctx, tools, model_settings)
 
     def _audio_started_at(self, first_frame: list[float]) -> float | None:
         """When the user's audio began, the origin of the recogniser's times: the framework's
@@ -334,6 +359,20 @@ class Presenter(Agent):
         if self._deck is None:
             raise ToolError("This session has no slides.")
         return self._deck
+
+
+def _named(
+    chat_ctx: llm.ChatContext, names: Callable[[llm.ChatMessage], str | None]
+) -> llm.ChatContext:
+    named = chat_ctx.copy()
+    for position, item in enumerate(named.items):
+        if isinstance(item, llm.ChatMessage) and item.role == "user":
+            name = names(item)
+            if name is not None and item.text_content is not None:
+                named.items[position] = item.model_copy(
+                    update={"content": [addressed(name, item.text_content)]}
+                )
+    return named
 
 
 def last_exchange(history: llm.ChatContext) -> tuple[str | None, str | None]:

@@ -22,6 +22,7 @@ from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGive
 
 from shared.intents import DOESNT_COVER, Reply, ToolRequest, answer_text, intent_for
 
+from .audience import speaker_of
 from .presenter import NO_MATCH, NOT_COVERED, SEARCH_HIT_LINE
 
 MODEL_NAME = "podium-offline-responder"
@@ -46,25 +47,39 @@ def parse_hits(output: str) -> list[Hit]:
 
 
 def reply_for(chat_ctx: llm.ChatContext) -> Reply:
-    """The next step of the current turn, from what the chat holds after the user's last words."""
+    """The next step of the current turn, from what the chat holds after the user's last words;
+    what it says starts with the speaker's name when the model is told who spoke (a room with
+    several people: "[Ada] what does it cost?")."""
+    name, reply = _unnamed_reply(chat_ctx)
+    if name is None or not isinstance(reply, str) or not reply:
+        return reply
+    lead = (
+        reply if reply.startswith("I ") or reply.startswith("I'") else reply[:1].lower() + reply[1:]
+    )
+    return f"{name}, {lead}"
+
+
+def _unnamed_reply(chat_ctx: llm.ChatContext) -> tuple[str | None, Reply]:
     items = chat_ctx.items
     last_user = None
     for position, item in enumerate(items):
         if isinstance(item, llm.ChatMessage) and item.role == "user":
             last_user, utterance = position, item.text_content or ""
     if last_user is None:
-        return ""  # nothing was said: nothing to answer
+        return None, ""  # nothing was said: nothing to answer
+    name, utterance = speaker_of(utterance)
     outputs = [i for i in items[last_user + 1 :] if isinstance(i, llm.FunctionCallOutput)]
     if not outputs:
-        return intent_for(utterance)
+        return name, intent_for(utterance)
     output = outputs[-1]
     if output.is_error or output.name != "search_slides":
-        return output.output  # a navigation result ("Now on slide 4 of 8: Pricing.") or refusal
+        # a navigation result ("Now on slide 4 of 8: Pricing.") or refusal
+        return name, output.output
     hits = parse_hits(output.output)
     if not hits or output.output == NO_MATCH or NOT_COVERED in output.output:
-        return DOESNT_COVER
+        return name, DOESNT_COVER
     best = hits[0]  # the control plane's ranking, which the verdict is about
-    return answer_text(best.index, best.title, best.snippet)
+    return name, answer_text(best.index, best.title, best.snippet)
 
 
 class OfflineResponder(llm.LLM[Any]):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +40,7 @@ from shared.schemas import (
     WordTiming,
 )
 
+from .audience import Attribution
 from .control_plane_client import SessionApi
 from .narration import slide_state_in
 from .outbox import Outbox
@@ -74,12 +75,14 @@ class TurnRecorder:
         *,
         room: rtc.Room | None = None,
         job_id: str | None = None,
-        speaker: str | None = None,
+        speaker: str | Callable[[llm.ChatMessage], Attribution] | None = None,
         heard: HeardWords | None = None,
     ) -> None:
         self._room = room
         self._job_id = job_id
-        self._speaker = speaker  # the participant identity whose words the turns hold
+        # the participant identity whose words the turns hold, or who said each message (a
+        # room with several people: audience.Floor.said_by)
+        self._speaker = speaker
         self._heard = heard
         self._outbox: Outbox[TurnRecord] = Outbox(deck.add_turns, name="turn_log", batch=20)
         self._unanswered: list[llm.ChatMessage] = []  # user messages no reply has taken yet
@@ -219,7 +222,13 @@ class TurnRecorder:
             heard = self._heard.between(started - 1.0, stopped + 1.0) if self._heard else []
             text = (message.text_content or "")[:_MAX_TEXT]
             words.extend(heard or [WordTiming(word=text, start=started, end=stopped)])
-        return record.model_copy(update={"speaker": self._speaker, "user_words": words[:3000]})
+        speaker, typed = self._speaker, False
+        if callable(speaker) and users:
+            said_by = speaker(users[0])
+            speaker, typed = said_by.identity, said_by.typed
+        return record.model_copy(
+            update={"speaker": speaker, "typed": typed, "user_words": words[:3000]}
+        )
 
     def _slide(self) -> SlideState | None:
         return slide_state_in(self._room.metadata) if self._room is not None else None

@@ -176,7 +176,8 @@ class LiveKitGateway:
             room=room,
             can_subscribe=True,
             can_publish=role != "viewer",
-            can_publish_data=role != "viewer",
+            # a viewer may type questions (text streams); the worker rate-limits them
+            can_publish_data=True,
         )
         token = (
             api.AccessToken(self._key, self._secret)

@@ -350,6 +350,9 @@ class TurnRecord(BaseModel):
         pattern=NO_NUL,
         description="The participant identity whose words user_text holds.",
     )
+    typed: bool = Field(
+        default=False, description="user_text was typed (a question on the join page), not spoken."
+    )
     user_words: list[WordTiming] = Field(
         default_factory=list,
         max_length=3000,

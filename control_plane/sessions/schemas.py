@@ -28,7 +28,8 @@ class ParticipantSpec(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=100, pattern=NO_NUL)
     role: Role = Field(
         default="participant",
-        description="'participant' may speak and navigate; 'viewer' may only watch and listen.",
+        description="'participant' may speak and navigate; 'viewer' watches and listens, and may "
+        "type questions (one every 10 s).",
     )
     ttl_seconds: int | None = Field(default=None, ge=60, le=86_400)
 

@@ -73,7 +73,7 @@ async def list_messages(
     """The conversation oldest first; ``seq`` (1, 2, … within the session) is the cursor."""
     rows: list[asyncpg.Record] = await conn.fetch(
         """
-        SELECT seq, item_id, role, text, interrupted, started_at, ended_at, created_at
+        SELECT seq, item_id, role, text, interrupted, started_at, ended_at, created_at, speaker
         FROM session_messages WHERE session_id = $1 AND seq > $2
         ORDER BY seq LIMIT $3
         """,

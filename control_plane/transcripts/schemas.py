@@ -20,6 +20,9 @@ class TranscriptLine(BaseModel):
     started_at: datetime | None = Field(description="When it began to be spoken (if measured).")
     ended_at: datetime | None
     created_at: datetime = Field(description="When the control plane stored it.")
+    speaker: str | None = Field(
+        default=None, description="The identity of the participant whose words a user line holds."
+    )
 
 
 class Transcript(BaseModel):
