@@ -39,6 +39,7 @@ def _lines(figures: UsageFigures) -> list[str]:
         for m, t in figures.llm_tokens.items()
     ]
     lines += [f"avatar minutes       {p}: {m:.2f}" for p, m in figures.avatar_minutes.items()]
+    lines += [f"bytes stored         {k}: {n}" for k, n in figures.storage_added_bytes.items()]
     return lines
 
 

@@ -134,8 +134,9 @@ async def close_session_spans(
 # -- reading ------------------------------------------------------------------------------
 
 # Every quantity of a tenant within [lo, hi) as rows (day, session_id, meter, dimension,
-# quantity): the counters of the days in range, and the spans cut at each UTC midnight. An open
-# span counts up to now, or to its session's end when the leave was never heard of.
+# quantity): the counters of the days in range, the spans cut at each UTC midnight (an open span
+# counts up to now, or to its session's end when the leave was never heard of), and the bytes
+# of decks (no session) and recording segments stored on each day, of those still stored.
 _ROWS = """
     WITH spans AS (
         SELECT sp.session_id, sp.meter, sp.dimension,
@@ -165,6 +166,15 @@ _ROWS = """
         SELECT day, session_id, meter, dimension, quantity FROM usage_counters
         WHERE tenant_id = $1 AND day >= ($2 AT TIME ZONE 'UTC')::date
           AND day < ($3 AT TIME ZONE 'UTC')::date
+        UNION ALL
+        SELECT (created_at AT TIME ZONE 'UTC')::date, NULL::uuid, 'deck_bytes_added', '',
+               size_bytes::float8
+        FROM decks WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3
+        UNION ALL
+        SELECT (g.created_at AT TIME ZONE 'UTC')::date, g.session_id, 'recording_bytes_added',
+               '', g.bytes::float8
+        FROM session_recording_segments g JOIN sessions s ON s.id = g.session_id
+        WHERE s.tenant_id = $1 AND g.created_at >= $2 AND g.created_at < $3
     )
 """
 
@@ -195,7 +205,7 @@ async def by_session(
         _ROWS
         + """, page AS (
                  SELECT DISTINCT session_id FROM rows
-                 WHERE $4::uuid IS NULL OR session_id > $4
+                 WHERE session_id IS NOT NULL AND ($4::uuid IS NULL OR session_id > $4)
                  ORDER BY session_id LIMIT $5
              )
              SELECT session_id, meter, dimension, sum(quantity)::float8 AS quantity

@@ -28,6 +28,10 @@ class UsageFigures(BaseModel):
     avatar_minutes: dict[str, float] = Field(
         description="Time a face was shown, by provider: 'local' or the vendor's name."
     )
+    storage_added_bytes: dict[str, int] = Field(
+        description="Bytes stored in the period, of what is still stored: 'decks' (uploaded "
+        "files) and 'recordings' (segments)."
+    )
 
 
 class UsageDay(BaseModel):

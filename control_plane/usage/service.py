@@ -152,6 +152,7 @@ def figures(rows: Iterable[tuple[str, str, float]]) -> UsageFigures:
     for (meter, dimension), quantity in sorted(sums.items()):
         by[meter][dimension] = quantity
     models = sorted(set(by["llm_input_tokens"]) | set(by["llm_output_tokens"]))
+    added = {"decks": by["deck_bytes_added"], "recordings": by["recording_bytes_added"]}
     return UsageFigures(
         session_minutes=round(sum(by["session_seconds"].values()) / 60, 3),
         participant_minutes={k: round(v / 60, 3) for k, v in by["participant_seconds"].items()},
@@ -165,6 +166,7 @@ def figures(rows: Iterable[tuple[str, str, float]]) -> UsageFigures:
             for m in models
         },
         avatar_minutes={k: round(v / 60, 3) for k, v in by["avatar_seconds"].items()},
+        storage_added_bytes={kind: round(sum(v.values())) for kind, v in added.items() if v},
     )
 
 

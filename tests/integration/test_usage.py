@@ -26,6 +26,7 @@ from control_plane import db
 from control_plane.usage import daily
 from shared.devstack.services import ManagedProcess, free_port
 from shared.devstack.stack import ROOT, EphemeralStack, TenantKey, http_ok
+from tests.factories import make_product_deck
 from tests.webhook_receiver import Receiver, serve_receiver
 
 TODAY = datetime.now(UTC).date()
@@ -489,3 +490,23 @@ async def test_prometheus_counts_usage_by_tenant_on_the_metrics_port_only(
     live = await _live(api, control_plane, tenant)
     await _send(api, live, _report("AJ_n", tts_characters__ElevenLabs=5))
     assert tenant.tenant_id not in (await api.get("/metrics")).text
+
+
+async def test_storage_is_counted_now_and_on_the_day_it_was_stored(
+    api: httpx.AsyncClient, control_plane: EphemeralStack
+) -> None:
+    owner = control_plane.create_tenant("usage-storage")
+    deck = make_product_deck()
+    resp = await api.post("/v1/decks", headers=owner.headers, files={"file": ("a.pptx", deck)})
+    assert resp.status_code == 202, resp.text
+    page = await _usage(api, owner)
+    assert page["storage"]["decks"] == len(deck)
+    assert page["total"]["storage_added_bytes"] == {"decks": len(deck)}
+    [today] = page["days"]
+    assert today["usage"]["storage_added_bytes"] == {"decks": len(deck)}
+    # a deck belongs to no session
+    assert (await _usage(api, owner, group_by="session"))["sessions"] == []
+    resp = await api.delete(f"/v1/decks/{resp.json()['deck_id']}", headers=owner.headers)
+    assert resp.status_code == 204
+    page = await _usage(api, owner)
+    assert page["storage"]["decks"] == 0
