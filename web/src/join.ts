@@ -3,7 +3,8 @@
 // Reads: its token (URL fragment), GET /v1/participant/session (is the session live, my role,
 // where LiveKit is), the room metadata {"podium": {"slide": …}} (the slide, pushed), the agent's
 // "lk.agent.state" attribute, the "lk.transcription" text streams (captions), remote tracks.
-// Sends: POST /v1/participant/slide (next/previous/pause/resume), and the microphone track.
+// Sends: POST /v1/participant/slide (next/previous/pause/resume), the microphone track, and typed
+// questions as "lk.chat" text streams (viewers too; the presenter answers one at a time).
 
 import {
   ConnectionState,
@@ -21,6 +22,8 @@ import { forgetToken, readClaims, takeToken, type TokenClaims } from "./token";
 import { type ParticipantSession, type SlideState, slideFromRoomMetadata } from "./types";
 
 const RETRY_DELAYS_MS = [1_000, 2_000, 4_000, 8_000, 15_000];
+const CHAT_TOPIC = "lk.chat";
+const MAX_QUESTION_CHARS = 500;
 const el = {
   connection: byId("connection"),
   loading: byId("loading"),
@@ -42,6 +45,10 @@ const el = {
   prev: byId<HTMLButtonElement>("prev"),
   next: byId<HTMLButtonElement>("next"),
   toast: byId("toast"),
+  ask: byId<HTMLFormElement>("ask"),
+  askText: byId<HTMLInputElement>("ask-text"),
+  askSend: byId<HTMLButtonElement>("ask-send"),
+  askStatus: byId("ask-status"),
 };
 
 type Screen = "loading" | "notice" | "lobby" | "room";
@@ -108,6 +115,27 @@ class JoinPage {
     this.sessionId = decodeURIComponent(window.location.pathname.split("/").filter(Boolean).pop() ?? "");
     this.captions = new Captions((identity) => this.whoIs(identity));
     this.slides.onStaleImage = () => void this.refreshSlide();
+    el.ask.addEventListener("submit", (event) => {
+      event.preventDefault();
+      void this.ask();
+    });
+  }
+
+  /** Send the typed question to the presenter, who answers it by voice and in the captions. */
+  private async ask(): Promise<void> {
+    const text = el.askText.value.trim().slice(0, MAX_QUESTION_CHARS);
+    const room = this.room;
+    if (!text || !room || room.state !== ConnectionState.Connected) return;
+    el.askSend.disabled = true;
+    try {
+      await room.localParticipant.sendText(text, { topic: CHAT_TOPIC });
+      el.askText.value = "";
+      el.askStatus.textContent = `You asked: ${text}`;
+    } catch {
+      el.askStatus.textContent = "Your question could not be sent. Try again.";
+    } finally {
+      el.askSend.disabled = false;
+    }
   }
 
   private get canPublish(): boolean {
