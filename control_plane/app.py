@@ -17,7 +17,7 @@ from control_plane.audit.recorder import AuditMiddleware
 from control_plane.audit.router import router as audit_router
 from control_plane.body_limit import BodyLimitMiddleware, body_caps
 from control_plane.conversation.router import router as conversation_router
-from control_plane.decks.embeddings import build_embedder
+from control_plane.decks.embeddings import build_embedder, build_multilingual_embedder
 from control_plane.decks.extract import Limits
 from control_plane.decks.ingest import IngestionRunner
 from control_plane.decks.router import router as decks_router
@@ -119,6 +119,13 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
             openai_model=settings.openai_embedding_model,
             threads=settings.embedding_threads,
         )
+        multilingual = (
+            build_multilingual_embedder(
+                settings.embedding_provider, threads=settings.embedding_threads
+            )
+            if settings.embedding_multilingual
+            else None
+        )
         limits = Limits(max_bytes=settings.max_upload_mb * 2**20, max_slides=settings.max_slides)
         bounds = Bounds(
             timeout_s=settings.parse_timeout_seconds,
@@ -126,7 +133,13 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
         )
         isolate()  # decided (and warned about) now, not at the first upload
         runner = IngestionRunner(
-            pool, storage, embedder, limits, bounds, lease_s=settings.ingest_lease_seconds
+            pool,
+            storage,
+            embedder,
+            limits,
+            bounds,
+            lease_s=settings.ingest_lease_seconds,
+            multilingual=multilingual,
         )
         decks = DeckService(
             pool,
@@ -138,6 +151,7 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
             bounds,
             max_parallel_parses=settings.max_parallel_parses,
             read_timeout_s=settings.upload_read_timeout_seconds,
+            multilingual=multilingual,
         )
         runner.start()
         try:

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.languages import phrase
+
 DOESNT_COVER = "The deck doesn't cover that."
 DIDNT_CATCH = "Sorry, I didn't catch that."
 CARRY_ON_LATER = "Okay. Ask me anything, or say carry on when you're ready."
@@ -207,8 +209,15 @@ def relative_move(text: str) -> int | None:
     return None
 
 
-def intent_for(utterance: str) -> Reply:
-    """The first step of a reply to what the user said: a tool to call, or words to say."""
+def intent_for(utterance: str, language: str = "en") -> Reply:
+    """The first step of a reply to what the user said: a tool to call, or words to say.
+    ``language``: the session's; Spanish has rules of its own, other languages search."""
+    if language == "es":
+        from shared import intents_es  # it imports this module's types
+
+        return intents_es.intent_for(utterance)
+    if language != "en":
+        return ToolRequest("search_slides", {"query": utterance.strip()})
     text = normalise(utterance)
     if not text:
         return DIDNT_CATCH
@@ -250,11 +259,13 @@ def relative_target(current: int, steps: int, count: int) -> int:
     return max(1, min(count, current + steps))
 
 
-def answer_text(index: int, title: str | None, snippet: str) -> str:
+def answer_text(index: int, title: str | None, snippet: str, language: str = "en") -> str:
     """What the presenter says when the deck answers: the slide first, then what it says."""
-    title = title or "untitled"
-    if snippet.lower().startswith(title.lower() + ":"):  # chunks carry their slide's title
+    if title and snippet.lower().startswith(title.lower() + ":"):  # chunks carry their title
         snippet = snippet[len(title) + 1 :].strip()
     # A short first sentence: the TTS speaks sentence by sentence, so the user hears the slide
     # number while the rest is still being synthesized.
-    return f"That's on slide {index}, {title}. {snippet}"
+    if language != "en":
+        key = "answer" if title else "answer_untitled"
+        return phrase(language, key, index=index, title=title, snippet=snippet)
+    return f"That's on slide {index}, {title or 'untitled'}. {snippet}"

@@ -225,6 +225,11 @@ class ControlPlaneSettings(_Base):
     embedding_threads: int = Field(
         default=1, ge=1, le=16, description="CPU threads of the local embedding model."
     )
+    embedding_multilingual: bool = Field(
+        default=True,
+        description="With the local provider, index decks not in English with "
+        "multilingual-e5-small (docs/languages.md); off: every deck with all-MiniLM-L6-v2.",
+    )
     openai_api_key: SecretStr | None = None
     openai_base_url: str = "https://api.openai.com/v1"
     openai_embedding_model: str = "text-embedding-3-small"

@@ -10,14 +10,18 @@ from collections.abc import Awaitable, Callable
 from control_plane.decks.search import Purpose, SearchOutcome
 from shared.evaluation import Action, EvalQuestion, EvalResult
 from shared.intents import DOESNT_COVER, ToolRequest, answer_text, intent_for, relative_target
+from shared.languages import phrase
 
 SearchFn = Callable[[str, Purpose, int], Awaitable[SearchOutcome]]
 TOP_K = 5
 
 
-async def evaluate_question(question: EvalQuestion, slides: int, search: SearchFn) -> EvalResult:
+async def evaluate_question(
+    question: EvalQuestion, slides: int, search: SearchFn, language: str = "en"
+) -> EvalResult:
+    """``language``: the deck's; questions are read with that language's rules."""
     started = time.perf_counter()
-    action, tool, slide, say, rank, confidence = await _act(question, slides, search)
+    action, tool, slide, say, rank, confidence = await _act(question, slides, search, language)
     gold = set(question.slides)
     correct: bool | None = None
     if question.expect == "answer":
@@ -45,9 +49,9 @@ async def evaluate_question(question: EvalQuestion, slides: int, search: SearchF
 
 
 async def _act(
-    question: EvalQuestion, count: int, search: SearchFn
+    question: EvalQuestion, count: int, search: SearchFn, language: str = "en"
 ) -> tuple[Action, str | None, int | None, str, int | None, float | None]:
-    intent = intent_for(question.question)
+    intent = intent_for(question.question, language)
     if not isinstance(intent, ToolRequest):
         return "other", None, None, intent, None, None
     name, args = intent.name, intent.arguments
@@ -57,9 +61,10 @@ async def _act(
         order = [s.slide_index for s in found.slides]
         rank = next((i for i, s in enumerate(order, 1) if s in question.slides), None)
         if not found.slides or not found.covered:
-            return "decline", name, None, DOESNT_COVER, rank, found.confidence
+            doesnt_cover = DOESNT_COVER if language == "en" else phrase(language, "doesnt_cover")
+            return "decline", name, None, doesnt_cover, rank, found.confidence
         best = found.slides[0]
-        say = answer_text(best.slide_index, best.title, best.snippet)
+        say = answer_text(best.slide_index, best.title, best.snippet, language)
         return "answer", name, best.slide_index, say, rank, found.confidence
     if name == "goto_slide" and args.get("topic"):
         found = await search(args["topic"], "navigate", 1)

@@ -24,6 +24,7 @@ from control_plane.decks.embeddings import Embedder, EmbeddingError
 from control_plane.decks.extract import DeckRejected, ExtractedSlide, Limits
 from control_plane.decks.sandbox import Bounds, SandboxFailed, run_bounded
 from control_plane.storage import AssetStorage
+from shared.languages import TEXT_SEARCH_CONFIG, detect_language
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +53,14 @@ class IngestionRunner:
         bounds: Bounds,
         *,
         lease_s: float = 30.0,
+        multilingual: Embedder | None = None,
     ) -> None:
         self._pool = pool
         self._lease_s = lease_s
         self._storage = storage
         self._embedder = embedder
+        # Decks not in English: the multilingual model (None: ``embedder`` is multilingual).
+        self._multilingual = multilingual
         self._limits = limits
         self._bounds = bounds
         self._wake = asyncio.Event()
@@ -155,11 +159,17 @@ class IngestionRunner:
             for r in await repository.list_slides(self._pool, deck_id)
         ]
         chunks: list[Chunk] = [c for s in slides for c in chunk_slide(s)]
+        language = detect_language(
+            " ".join(part for s in slides for part in (s.title, s.text, s.notes) if part)
+        )
+        embedder = self._embedder
+        if language != "en" and self._multilingual is not None:
+            embedder = self._multilingual
         progress = _ProgressWriter(self._pool, deck_id, total)
         # Rendering runs in a child process and embedding in a thread: overlap them.
         try:
             async with asyncio.TaskGroup() as group:
-                embedding = group.create_task(self._embedder.embed([c.content for c in chunks]))
+                embedding = group.create_task(embedder.embed([c.content for c in chunks]))
                 rendering = group.create_task(self._render(deck_id, data, kind, total, progress))
         except BaseExceptionGroup as group_error:
             raise group_error.exceptions[0] from None
@@ -168,7 +178,8 @@ class IngestionRunner:
         async with self._pool.acquire() as conn, conn.transaction():
             await repository.complete_ingestion(
                 conn, deck_id, images, chunks, vectors,
-                model=self._embedder.model, dimension=self._embedder.dimension,
+                model=embedder.model, dimension=embedder.dimension,
+                language=language, ts_config=TEXT_SEARCH_CONFIG[language],
             )  # fmt: skip
 
     async def _render(

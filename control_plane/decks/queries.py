@@ -84,7 +84,8 @@ _ASKS = [
 
 
 WORD = re.compile(r"[\w][\w.+#-]*[\w+#]|\w")
-_SENTENCE_START = re.compile(r"(?:^|[.!?]\s+)$")
+# Spanish opens a question or exclamation with its own mark: "¿Qué …" starts a sentence too.
+_SENTENCE_START = re.compile(r"(?:^|[.!?]\s+)[¿¡\"'(]?$")
 
 
 def names_in(question: str) -> set[str]:

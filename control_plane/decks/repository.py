@@ -16,7 +16,7 @@ Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 _DECK_COLUMNS = (
     "id, tenant_id, filename, kind, size_bytes, sha256, title, status, slides_total, "
     "slides_done, failure_code, failure_message, previews_available, embedding_model, "
-    "embedding_dim, attempts, created_at, updated_at, ready_at"
+    "embedding_dim, attempts, created_at, updated_at, ready_at, language"
 )
 
 
@@ -190,9 +190,12 @@ async def complete_ingestion(
     *,
     model: str,
     dimension: int,
+    language: str = "en",
+    ts_config: str = "english",
 ) -> None:
     """Attach previews, write the chunks and mark the deck ready, in the caller's transaction.
-    Safe to repeat: a retried ingestion replaces what an interrupted one wrote."""
+    Safe to repeat: a retried ingestion replaces what an interrupted one wrote. ``ts_config``
+    is the Postgres text search configuration of the deck's ``language``."""
     await conn.executemany(
         "UPDATE slides SET image_key = $3, thumb_key = $4 WHERE deck_id = $1 AND index = $2",
         [(deck_id, index, full, thumb) for index, (full, thumb) in images.items()],
@@ -205,15 +208,21 @@ async def complete_ingestion(
         ],
         columns=["deck_id", "slide_index", "kind", "content", "embedding"],
     )
+    if ts_config != "english":  # asyncpg's binary COPY has no regconfig codec: set it after
+        await conn.execute(
+            "UPDATE chunks SET ts_config = $2::regconfig WHERE deck_id = $1", deck_id, ts_config
+        )
     await conn.execute(
         """UPDATE decks SET status = 'ready', slides_done = slides_total,
         previews_available = $2, embedding_model = $3, embedding_dim = $4, lease_until = NULL,
-        failure_code = NULL, failure_message = NULL, ready_at = now(), updated_at = now()
+        failure_code = NULL, failure_message = NULL, ready_at = now(), updated_at = now(),
+        language = $5
         WHERE id = $1""",
         deck_id,
         bool(images),
         model,
         dimension,
+        language,
     )
 
 
@@ -235,19 +244,30 @@ async def outline(conn: Conn, deck_id: UUID) -> list[asyncpg.Record]:
     )
 
 
-async def slide_profiles(conn: Conn, deck_id: UUID) -> list[asyncpg.Record]:
+async def deck_text_config(conn: Conn, deck_id: UUID) -> str:
+    """The text search configuration the deck's chunks were indexed with ("english" if none)."""
+    config = await conn.fetchval(
+        "SELECT ts_config::text FROM chunks WHERE deck_id = $1 LIMIT 1", deck_id
+    )
+    return str(config or "english")
+
+
+async def slide_profiles(
+    conn: Conn, deck_id: UUID, ts_config: str = "english"
+) -> list[asyncpg.Record]:
     """Per slide: title (and its lexemes, stemmed as chunks are), text, notes, chunk count."""
     return list(
         await conn.fetch(
             """
             SELECT s.index, s.title, s.body, s.notes,
-                   tsvector_to_array(to_tsvector('english', coalesce(s.title, '')))
+                   tsvector_to_array(to_tsvector($2::regconfig, coalesce(s.title, '')))
                        AS title_lexemes,
                    (SELECT count(*) FROM chunks c
                     WHERE c.deck_id = s.deck_id AND c.slide_index = s.index) AS chunks
             FROM slides s WHERE s.deck_id = $1 ORDER BY s.index
             """,
             deck_id,
+            ts_config,
         )
     )
 
@@ -274,7 +294,7 @@ def _array(vector: object) -> np.ndarray:
 
 
 async def search_hits(
-    conn: Conn, deck_id: UUID, query: np.ndarray, text: str, limit: int
+    conn: Conn, deck_id: UUID, query: np.ndarray, text: str, limit: int, ts_config: str = "english"
 ) -> list[asyncpg.Record]:
     """Everything deck search scores, in one round trip; ``source`` says what each row is:
 
@@ -296,7 +316,7 @@ async def search_hits(
                 -- each lexeme as a one-word tsquery, quoted so that it is taken as it is
                 SELECT lexeme, ('''' || replace(replace(lexeme, '\', '\\'), '''', '''''')
                                 || '''')::tsquery AS query
-                FROM unnest(tsvector_to_array(to_tsvector('english', $3))) AS lexeme
+                FROM unnest(tsvector_to_array(to_tsvector($5::regconfig, $3))) AS lexeme
             ),
             matches AS (
                 SELECT c.id, c.slide_index, t.lexeme
@@ -337,5 +357,6 @@ async def search_hits(
             query,
             text,
             limit,
+            ts_config,
         )
     )

@@ -33,6 +33,8 @@ class DeckPublic(BaseModel):
     size_bytes: int
     sha256: str
     embedding_model: str | None
+    # BCP-47 primary tag detected from the deck's text when it was indexed ("en" before).
+    language: str = "en"
     created_at: datetime
     ready_at: datetime | None
 

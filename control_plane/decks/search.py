@@ -36,7 +36,7 @@ import asyncpg
 import numpy as np
 
 from control_plane.decks import repository
-from control_plane.decks.embeddings import Embedder
+from control_plane.decks.embeddings import SIMILARITY_SCALE, Embedder
 from control_plane.decks.queries import WORD, asks_for, names_in, spoken_query, topic_query
 
 CANDIDATES = 100  # nearest chunks by embedding; a slide has a chunk per line and notes sentence
@@ -113,6 +113,7 @@ class DeckProfile:
     slides: dict[int, SlideProfile]
     words: frozenset[str]  # every word the deck uses, lower-cased
     order: list[int]
+    ts_config: str = "english"  # the text search configuration of the deck's language
     # Read on the first topic search only (answers do not use them): one unit row per slide
     # (zeros for an untitled slide) in ``order``, and each slide's hubness.
     titles: np.ndarray | None = None
@@ -157,8 +158,10 @@ async def deck_profile(pool: asyncpg.Pool, embedder: Embedder, deck_id: UUID) ->
     if (hit := _profiles.get(key)) is not None:
         _profiles.move_to_end(key)
         return hit
-    rows = await repository.slide_profiles(pool, deck_id)
+    ts_config = await repository.deck_text_config(pool, deck_id)
+    rows = await repository.slide_profiles(pool, deck_id, ts_config)
     profile = DeckProfile(
+        ts_config=ts_config,
         slides={
             r["index"]: SlideProfile(
                 index=r["index"],
@@ -193,7 +196,9 @@ async def _navigation_profile(
         titled = [i for i, t in enumerate(titles) if t.strip()]
         if titled:
             vectors[titled] = await embedder.embed([titles[i] for i in titled])
-        profile.hubs = _hubness(await repository.chunk_vectors(pool, deck_id, HUB_SAMPLE))
+        hubs = _hubness(await repository.chunk_vectors(pool, deck_id, HUB_SAMPLE))
+        a, b = SIMILARITY_SCALE.get(embedder.model, (1.0, 0.0))
+        profile.hubs = {index: a * hub + b for index, hub in hubs.items()}
         profile.titles = vectors
     return profile.titles
 
@@ -278,9 +283,10 @@ async def candidates(
     text = topic_query(query) if purpose == "navigate" else spoken_query(query)
     profile = await deck_profile(pool, embedder, deck_id)
     vector = (await embedder.embed([text]))[0]
-    rows = await repository.search_hits(pool, deck_id, vector, text, CANDIDATES)
+    rows = await repository.search_hits(pool, deck_id, vector, text, CANDIDATES, profile.ts_config)
     navigate = purpose == "navigate"
     titles = await _navigation_profile(pool, embedder, deck_id, profile) if navigate else None
+    scale, shift = SIMILARITY_SCALE.get(embedder.model, (1.0, 0.0))
     # An answer ranks the slides the search found; a topic may be a title and nothing else.
     indexes = (
         set(profile.slides)
@@ -308,6 +314,7 @@ async def candidates(
             continue
         score = float(row["score"])
         if row["source"] == "dense":
+            score = scale * score + shift
             dense[s.slide_index].append(score)
             chunk_score = score
         else:
@@ -319,7 +326,7 @@ async def candidates(
     floor = min((x for xs in dense.values() for x in xs), default=0.0) - 0.02
     best = {i: max(xs) if xs else floor for i, xs in dense.items()}
     z = _z_scores(best, len(profile.slides), floor)
-    title_scores = titles @ vector if titles is not None else None
+    title_scores = scale * (titles @ vector) + shift if titles is not None else None
     asks = asks_for(query) if purpose == "answer" else None
     for position, index in enumerate(profile.order):
         if index not in slides:

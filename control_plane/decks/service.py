@@ -83,6 +83,7 @@ def to_public(row: asyncpg.Record) -> DeckPublic:
         size_bytes=row["size_bytes"],
         sha256=row["sha256"],
         embedding_model=row["embedding_model"],
+        language=row["language"],
         created_at=row["created_at"],
         ready_at=row["ready_at"],
     )
@@ -113,10 +114,14 @@ class DeckService:
         *,
         max_parallel_parses: int = 2,
         read_timeout_s: float = 120.0,
+        multilingual: Embedder | None = None,
     ) -> None:
         self._pool = pool
         self._storage = storage
         self._embedder = embedder
+        # A deck is searched with the model that indexed it: English decks with ``embedder``,
+        # others with the multilingual one when ``embedder`` is not multilingual itself.
+        self._embedders = {e.model: e for e in (embedder, multilingual) if e is not None}
         self._runner = runner
         self._signer = signer
         self.limits = limits
@@ -245,22 +250,26 @@ class DeckService:
         deck = await self._searchable(tenant_id, deck_id)
 
         async def search(query: str, purpose: Purpose, k: int) -> SearchOutcome:
-            return await self._search(deck_id, query, k, purpose)
+            return await self._search(deck_id, query, k, purpose, deck["embedding_model"])
 
         results = [
-            await evaluate_question(q, deck["slides_total"], search) for q in request.questions
+            await evaluate_question(q, deck["slides_total"], search, deck["language"])
+            for q in request.questions
         ]
         return EvalReport(deck_id=str(deck_id), results=results, summary=summarise(results))
 
-    async def _search(self, deck_id: UUID, query: str, k: int, purpose: Purpose) -> SearchOutcome:
+    async def _search(
+        self, deck_id: UUID, query: str, k: int, purpose: Purpose, model: str
+    ) -> SearchOutcome:
+        embedder = self._embedders[model]
         try:
-            return await search_deck(self._pool, self._embedder, deck_id, query, k, purpose=purpose)
+            return await search_deck(self._pool, embedder, deck_id, query, k, purpose=purpose)
         except EmbeddingError as exc:
             raise UpstreamUnavailable(str(exc)) from exc
 
     async def _searchable(self, tenant_id: UUID, deck_id: UUID) -> asyncpg.Record:
         deck = await self._ready(tenant_id, deck_id)
-        if deck["embedding_model"] != self._embedder.model:
+        if deck["embedding_model"] not in self._embedders:
             raise Conflict(
                 f"The deck was indexed with {deck['embedding_model']}, but this server embeds "
                 f"with {self._embedder.model}; upload the deck again to search it."
@@ -276,8 +285,8 @@ class DeckService:
         *,
         purpose: Purpose = "answer",
     ) -> SearchResults:
-        await self._searchable(tenant_id, deck_id)
-        found = await self._search(deck_id, query, k, purpose)
+        deck = await self._searchable(tenant_id, deck_id)
+        found = await self._search(deck_id, query, k, purpose, deck["embedding_model"])
         return SearchResults(
             deck_id=deck_id,
             query=query,
