@@ -14,6 +14,11 @@ from shared.devstack.services import ManagedProcess
 from shared.devstack.stack import EphemeralStack, TenantKey
 
 TEST_LOGS = os.environ.get("PODIUM_TEST_LOGS")  # keep service logs here instead of a tmp dir
+# "control-plane=IMAGE,worker=IMAGE": the suite's stack runs those images with podman instead of
+# this checkout's code (scripts/images); read before the scrub below.
+E2E_IMAGES = dict(
+    item.split("=", 1) for item in os.environ.get("PODIUM_E2E_IMAGES", "").split(",") if item
+)
 
 # The suite never talks to a real provider: scrub keys a developer may have exported.
 for _var in list(os.environ):
@@ -26,7 +31,8 @@ os.environ["PODIUM_ENVIRONMENT"] = "dev"
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EphemeralStack]:
     base = tmp_path_factory.mktemp("stack")
-    with EphemeralStack(base, logs=Path(TEST_LOGS) if TEST_LOGS else None) as running:
+    logs = Path(TEST_LOGS) if TEST_LOGS else None
+    with EphemeralStack(base, logs=logs, images=E2E_IMAGES) as running:
         yield running
 
 

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,8 +53,13 @@ class TenantKey:
 class EphemeralStack:
     """Postgres (no fsync), Redis and livekit-server now; control plane and workers on demand."""
 
-    def __init__(self, base: Path, *, logs: Path | None = None) -> None:
+    def __init__(
+        self, base: Path, *, logs: Path | None = None, images: Mapping[str, str] | None = None
+    ) -> None:
         self.base = base
+        # role ("control-plane", "worker") -> container image run with podman instead of this
+        # checkout's code (scripts/images; the e2e suite reads PODIUM_E2E_IMAGES)
+        self.images = dict(images or {})
         self.logs = logs or base / "logs"
         self.postgres = Postgres(
             base / "pg", free_port(), self.logs / "postgres.log", durable=False
@@ -114,7 +120,13 @@ class EphemeralStack:
         )
         proc = ManagedProcess(
             "control-plane",
-            [sys.executable, "-m", "control_plane", "serve"],
+            self._command(
+                "control-plane",
+                ["-m", "control_plane", "serve"],
+                ["serve"],
+                self.api_env,
+                writable=self.base / "assets",
+            ),
             self.logs / "control-plane.log",
             env=self.api_env,
             cwd=ROOT,
@@ -139,11 +151,12 @@ class EphemeralStack:
         if not self.api_url:
             raise RuntimeError("start the control plane before a worker")
         port = free_port()
+        worker_env = {**self.api_env, "PODIUM_HTTP_PORT": str(port), **env}
         proc = ManagedProcess(
             name,
-            [sys.executable, "-m", "agent_worker"],
+            self._command("worker", ["-m", "agent_worker"], [], worker_env),
             self.logs / f"{name}.log",
-            env={**self.api_env, "PODIUM_HTTP_PORT": str(port), **env},
+            env=worker_env,
             cwd=ROOT,
         )
         offset = log_size(proc.log_path)
@@ -159,6 +172,29 @@ class EphemeralStack:
         offset = log_size(proc.log_path)
         proc.start()
         proc.wait_until(lambda: logged(proc.log_path, "registered worker", offset), timeout_s)
+
+    def _command(
+        self,
+        role: str,
+        python_args: list[str],
+        image_args: list[str],
+        env: Mapping[str, str],
+        writable: Path | None = None,
+    ) -> list[str]:
+        """This checkout's Python, or the role's image in podman on the host's network (the
+        stack is on loopback), read-only like the pods, with the PODIUM_* settings passed."""
+        image = self.images.get(role)
+        if image is None:
+            return [sys.executable, *python_args]
+        command = ["podman", "run", "--rm", "--network", "host", "--read-only"]
+        if writable is not None:
+            writable.mkdir(parents=True, exist_ok=True)
+            writable.chmod(0o777)  # the image runs as uid 10001
+            command += ["-v", f"{writable}:{writable}"]
+        for key, value in sorted(env.items()):
+            if key.startswith("PODIUM_"):
+                command += ["-e", f"{key}={value}"]
+        return [*command, image, *image_args]
 
     def _start(self, proc: ManagedProcess, ready_url: str, timeout_s: float) -> None:
         proc.start()
