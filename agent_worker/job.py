@@ -24,6 +24,7 @@ from livekit.agents import (
 )
 from pydantic import ValidationError
 
+from shared.languages import phrase
 from shared.schemas import ConversationMessage, DispatchMetadata, SessionContext
 from shared.settings import WorkerSettings
 
@@ -78,7 +79,7 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
         ctx.shutdown(reason="session ended")
         return
 
-    speech = build_tts(worker_settings(ctx.proc), config)
+    speech = build_tts(worker_settings(ctx.proc), config, language=context.language)
     ctx.add_shutdown_callback(speech.aclose)
     # Metered from here, so the greeting rendered before the session starts counts too.
     meter = UsageMeter(
@@ -89,7 +90,11 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
     meter.watch(speech)
     # The room exists before anyone is in it: render the greeting, sentence by sentence, while
     # the participant is still connecting; playback starts as soon as the first one is ready.
-    opening = RESUMED if context.resumed else context.greeting
+    opening = (
+        (RESUMED if context.language == "en" else phrase(context.language, "resumed"))
+        if context.resumed
+        else context.greeting
+    )
     greeting = _GreetingRenderer(speech, opening)
     ctx.add_shutdown_callback(greeting.aclose)
     await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
@@ -250,9 +255,11 @@ def _voice_loop(
     if context.deck_id is None:
         return AgentSession(vad=speech_detector, tts=speech), Presenter()
     settings = worker_settings(ctx.proc)
-    hearing = build_stt(settings, prewarmed_whisper(ctx.proc), speech_detector)
+    hearing = build_stt(
+        settings, prewarmed_whisper(ctx.proc), speech_detector, language=context.language
+    )
     ctx.add_shutdown_callback(hearing.aclose)
-    thinking = build_llm(settings)
+    thinking = build_llm(settings, context.language)
     ctx.add_shutdown_callback(thinking.aclose)
     meter.watch(hearing, thinking)
     session: AgentSession[None] = AgentSession(
@@ -270,7 +277,7 @@ def _voice_loop(
         session, deck, room=ctx.room, job_id=ctx.job.id, speaker=floor.said_by, heard=heard
     )
     senders.append(turns.aclose)
-    narrator = Narrator(session, deck)
+    narrator = Narrator(session, deck, language=context.language)
     ctx.add_shutdown_callback(narrator.aclose)
     presenter = Presenter(
         deck=deck,

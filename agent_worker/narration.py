@@ -41,6 +41,7 @@ from livekit.agents.voice.events import (
 )
 from pydantic import ValidationError
 
+from shared.languages import phrase
 from shared.schemas import SlideContent, SlideState
 
 from .control_plane_client import ControlPlaneError, ControlPlaneRefused, SessionApi
@@ -65,11 +66,13 @@ _POLL_SECONDS = 0.05
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
-def narration_script(content: SlideContent) -> list[str]:
+def narration_script(content: SlideContent, language: str = "en") -> list[str]:
     """What the presenter says about a slide, sentence by sentence: a lead naming the slide,
     then its speaker notes — or, for a slide without notes, its text read as sentences."""
     lead = (
-        f"Slide {content.index}: {content.title}." if content.title else f"Slide {content.index}."
+        phrase(language, "lead", index=content.index, title=content.title)
+        if content.title
+        else phrase(language, "lead_untitled", index=content.index)
     )
     body = content.notes or ". ".join(
         line.strip().rstrip(".") for line in content.text.splitlines() if line.strip()
@@ -98,9 +101,11 @@ class Narrator:
         deck: SessionApi,
         *,
         clock: Callable[[], float] = time.monotonic,
+        language: str = "en",
     ) -> None:
         self._session = session
         self._deck = deck
+        self._language = language
         self._clock = clock
         self.status: Status = "paused"
         self._changed = asyncio.Event()  # anything the loop waits on changed
@@ -224,7 +229,7 @@ class Narrator:
         if state.index >= state.count:
             await self._wait_for_quiet()
             if self.status == "presenting":
-                self._session.say(END)
+                self._session.say(phrase(self._language, "end"))
                 self._set("finished")
             return
         try:
@@ -257,7 +262,7 @@ class Narrator:
             return
         if not self._offered:
             self._offered = True
-            self._session.say(OFFER)
+            self._session.say(phrase(self._language, "offer"))
         await self._wait_for_change()
 
     async def _wait_for_quiet(self) -> None:
@@ -283,7 +288,7 @@ class Narrator:
 
     async def _script(self, index: int) -> list[str]:
         if index not in self._scripts:
-            self._scripts[index] = narration_script(await self._deck.slide(index))
+            self._scripts[index] = narration_script(await self._deck.slide(index), self._language)
         return self._scripts[index]
 
     def _hold(self) -> None:

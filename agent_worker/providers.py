@@ -37,9 +37,11 @@ def build_stt(
     speech_detector: vad.VAD,
     *,
     http_session: aiohttp.ClientSession | None = None,
+    language: str = "en",
 ) -> stt.STT[Any]:
     """The cloud STT, then Whisper. Whisper (and OpenAI's file transcription) are not streaming:
-    the VAD cuts the user's audio into utterances for them."""
+    the VAD cuts the user's audio into utterances for them. ``language``: the session's; the
+    local Whisper is tiny.en, English only (docs/languages.md)."""
     local = WhisperSTT(whisper)
     if settings.stt_provider == "local":
         return SpeculativeStreamAdapter(stt=local, vad=speech_detector)
@@ -49,6 +51,7 @@ def build_stt(
         assert settings.deepgram_api_key is not None  # the settings validator checked
         cloud = deepgram.STT(
             model=settings.deepgram_model,
+            language="en-US" if language == "en" else language,
             api_key=settings.deepgram_api_key.get_secret_value(),
             base_url=settings.deepgram_base_url,
             http_session=http_session,
@@ -57,15 +60,17 @@ def build_stt(
         # openai.STT leaves a client it created open on close: own it here
         client = _openai_client(settings)
         closers.append(client.close)
-        cloud = openai.STT(model=settings.openai_stt_model, client=client, use_realtime=False)
+        cloud = openai.STT(
+            model=settings.openai_stt_model, client=client, use_realtime=False, language=language
+        )
     closers.insert(0, cloud.aclose)
     return _OwningSTTFallback([cloud, local], speech_detector=speech_detector, closers=closers)
 
 
-def build_llm(settings: WorkerSettings) -> llm.LLM[Any]:
+def build_llm(settings: WorkerSettings, language: str = "en") -> llm.LLM[Any]:
     """The configured model, then the offline responder; the responder alone when local."""
     if settings.llm_provider == "local":
-        return OfflineResponder()
+        return OfflineResponder(language)
     assert settings.openai_api_key is not None  # the settings validator checked
     cloud = openai.LLM(
         model=settings.openai_llm_model,
@@ -82,9 +87,12 @@ def build_tts(
     config: JobConfig,
     *,
     http_session: aiohttp.ClientSession | None = None,
+    language: str = "en",
 ) -> tts.TTS[Any]:
-    """The cloud TTS, then Piper, then espeak-ng, as configured. The caller closes it."""
-    engines = _local_tts(config)
+    """The cloud TTS, then Piper, then espeak-ng, as configured. The caller closes it. In
+    another language than English: no Piper (its only voice on PyPI is English), espeak-ng
+    with that language's voice, ElevenLabs told the language (a multilingual model)."""
+    engines = _local_tts(config, language)
     if settings.tts_provider == "elevenlabs":
         assert settings.elevenlabs_api_key is not None  # the settings validator checked
         engines.insert(
@@ -92,6 +100,7 @@ def build_tts(
             elevenlabs.TTS(
                 voice_id=settings.elevenlabs_voice_id,
                 model=settings.elevenlabs_model,
+                language=NOT_GIVEN if language == "en" else language,
                 api_key=settings.elevenlabs_api_key.get_secret_value(),
                 base_url=settings.elevenlabs_base_url,
                 http_session=http_session,
@@ -115,12 +124,13 @@ def build_tts(
     return _OwningTTSFallback(engines)
 
 
-def _local_tts(config: JobConfig) -> list[tts.TTS[Any]]:
+def _local_tts(config: JobConfig, language: str = "en") -> list[tts.TTS[Any]]:
     engines: list[tts.TTS[Any]] = []
-    if config.piper_url is not None:
+    if config.piper_url is not None and language == "en":
         engines.append(PiperTTS(base_url=config.piper_url))
     if config.espeak_binary is not None:
-        engines.append(EspeakTTS(binary=config.espeak_binary))
+        voice = None if language == "en" else language
+        engines.append(EspeakTTS(binary=config.espeak_binary, voice=voice))
     return engines
 
 

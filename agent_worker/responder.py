@@ -13,6 +13,7 @@ the best hit is weak — "The deck doesn't cover that." It never makes up an ans
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from livekit.agents.llm import ChatChunk, ChoiceDelta, FunctionToolCall
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
 
 from shared.intents import DOESNT_COVER, Reply, ToolRequest, answer_text, intent_for
+from shared.languages import phrase
 
 from .audience import speaker_of
 from .presenter import NO_MATCH, NOT_COVERED, SEARCH_HIT_LINE
@@ -46,11 +48,23 @@ def parse_hits(output: str) -> list[Hit]:
     return hits
 
 
-def reply_for(chat_ctx: llm.ChatContext) -> Reply:
+_NOW_ON = re.compile(r"^Now on slide (?P<index>\d+) of (?P<total>\d+): (?P<title>.*)\.$")
+
+
+def _in_language(output: str, language: str) -> str:
+    """A navigation tool's confirmation in the session's language (the tools answer in English,
+    which a cloud model reads and rephrases; the offline responder speaks it as it is)."""
+    if language != "en" and (match := _NOW_ON.match(output)) is not None:
+        return phrase(language, "now_on", **match.groupdict())
+    return output
+
+
+def reply_for(chat_ctx: llm.ChatContext, language: str = "en") -> Reply:
     """The next step of the current turn, from what the chat holds after the user's last words;
     what it says starts with the speaker's name when the model is told who spoke (a room with
-    several people: "[Ada] what does it cost?")."""
-    name, reply = _unnamed_reply(chat_ctx)
+    several people: "[Ada] what does it cost?"). ``language``: the session's, for the
+    navigation rules and the sentences spoken."""
+    name, reply = _unnamed_reply(chat_ctx, language)
     if name is None or not isinstance(reply, str) or not reply:
         return reply
     lead = (
@@ -59,7 +73,7 @@ def reply_for(chat_ctx: llm.ChatContext) -> Reply:
     return f"{name}, {lead}"
 
 
-def _unnamed_reply(chat_ctx: llm.ChatContext) -> tuple[str | None, Reply]:
+def _unnamed_reply(chat_ctx: llm.ChatContext, language: str) -> tuple[str | None, Reply]:
     items = chat_ctx.items
     last_user = None
     for position, item in enumerate(items):
@@ -70,21 +84,22 @@ def _unnamed_reply(chat_ctx: llm.ChatContext) -> tuple[str | None, Reply]:
     name, utterance = speaker_of(utterance)
     outputs = [i for i in items[last_user + 1 :] if isinstance(i, llm.FunctionCallOutput)]
     if not outputs:
-        return name, intent_for(utterance)
+        return name, intent_for(utterance, language)
     output = outputs[-1]
     if output.is_error or output.name != "search_slides":
         # a navigation result ("Now on slide 4 of 8: Pricing.") or refusal
-        return name, output.output
+        return name, _in_language(output.output, language)
     hits = parse_hits(output.output)
     if not hits or output.output == NO_MATCH or NOT_COVERED in output.output:
-        return name, DOESNT_COVER
+        return name, DOESNT_COVER if language == "en" else phrase(language, "doesnt_cover")
     best = hits[0]  # the control plane's ranking, which the verdict is about
-    return name, answer_text(best.index, best.title, best.snippet)
+    return name, answer_text(best.index, best.title, best.snippet, language)
 
 
 class OfflineResponder(llm.LLM[Any]):
-    def __init__(self) -> None:
+    def __init__(self, language: str = "en") -> None:
         super().__init__()
+        self._language = language
 
     @property
     def model(self) -> str:
@@ -104,10 +119,11 @@ class OfflineResponder(llm.LLM[Any]):
         tool_choice: NotGivenOr[llm.ToolChoice] = NOT_GIVEN,
         extra_kwargs: NotGivenOr[dict[str, Any]] = NOT_GIVEN,
     ) -> llm.LLMStream:
-        reply = reply_for(chat_ctx)
+        reply = reply_for(chat_ctx, self._language)
         available = set(llm.ToolContext(tools or []).function_tools)
         if isinstance(reply, ToolRequest) and reply.name not in available:
-            reply = DOESNT_COVER if reply.name == "search_slides" else "I can't do that here."
+            key = "doesnt_cover" if reply.name == "search_slides" else "cannot"
+            reply = phrase(self._language, key)
         return _ResponderStream(
             self, reply, chat_ctx=chat_ctx, tools=tools or [], conn_options=conn_options
         )

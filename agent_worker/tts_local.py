@@ -114,13 +114,15 @@ class _PiperStream(tts.ChunkedStream):
 class EspeakTTS(tts.TTS[Never]):
     """espeak-ng run once per utterance: robotic, but ~10 ms a sentence and always there."""
 
-    def __init__(self, *, binary: str) -> None:
+    def __init__(self, *, binary: str, voice: str | None = None) -> None:
+        """``voice``: an espeak-ng voice ("es", "de", "fr"); the English default when None."""
         super().__init__(
             capabilities=tts.TTSCapabilities(streaming=False),
             sample_rate=SAMPLE_RATE,
             num_channels=NUM_CHANNELS,
         )
         self._binary = binary
+        self._voice = voice or _ESPEAK_VOICE
 
     @property
     def provider(self) -> str:
@@ -128,7 +130,7 @@ class EspeakTTS(tts.TTS[Never]):
 
     @property
     def model(self) -> str:
-        return _ESPEAK_VOICE
+        return self._voice
 
     def synthesize(
         self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
@@ -140,6 +142,7 @@ class _EspeakStream(tts.ChunkedStream):
     def __init__(self, *, tts: EspeakTTS, input_text: str, conn_options: APIConnectOptions) -> None:
         super().__init__(tts=tts, input_text=input_text, conn_options=conn_options)
         self._binary = tts._binary
+        self._voice = tts._voice
 
     async def _run(self, output_emitter: tts.AudioEmitter) -> None:
         try:
@@ -148,7 +151,7 @@ class _EspeakStream(tts.ChunkedStream):
                 self._binary,
                 "--stdout",
                 "-v",
-                _ESPEAK_VOICE,
+                self._voice,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.DEVNULL,

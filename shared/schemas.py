@@ -69,6 +69,11 @@ class SessionContext(BaseModel):
     participant_name: str | None
     greeting: str
     created_at: datetime
+    language: str = Field(
+        default="en",
+        description="What the presenter speaks and listens in (en, es, de, fr): the session's, "
+        "else its deck's.",
+    )
     resumed: bool = Field(
         default=False,
         description="A worker already presented this session and was lost: pick it up, "

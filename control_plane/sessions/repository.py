@@ -59,16 +59,18 @@ async def insert_created_session(
     metadata: dict[str, Any],
     record: bool | None,
     dispatched: bool,
+    language: str | None = None,
 ) -> None:
     """The new session and its ``session.created`` event, in one statement (the caller holds
-    the tenant's lock across it: one round trip, not two). See :func:`insert_session`."""
+    the tenant's lock across it: one round trip, not two). See :func:`insert_session`.
+    ``language`` None: the deck's (read when the presenter loads the session)."""
     await conn.execute(
         """
         WITH created AS (
             INSERT INTO sessions (id, tenant_id, room, deck_id, participant_name, metadata,
-                                  record, dispatch_count)
+                                  record, dispatch_count, language)
             VALUES ($1, $2, $3, $4, $5, $6,
-                    coalesce($7, (SELECT record_sessions FROM tenants WHERE id = $2)), $8)
+                    coalesce($7, (SELECT record_sessions FROM tenants WHERE id = $2)), $8, $10)
             RETURNING id, tenant_id
         )
         INSERT INTO audit_events (tenant_id, session_id, actor, type, data)
@@ -83,6 +85,7 @@ async def insert_created_session(
         record,
         1 if dispatched else 0,
         {"room": room},
+        language,
     )
 
 
@@ -309,3 +312,13 @@ async def set_recording(
         key,
         size,
     )
+
+
+async def language_of(conn: asyncpg.Connection | asyncpg.Pool, session_id: UUID) -> str:
+    """The session's language: set at creation, else its deck's, else English."""
+    language = await conn.fetchval(
+        """SELECT coalesce(s.language, d.language, 'en')
+        FROM sessions s LEFT JOIN decks d ON d.id = s.deck_id WHERE s.id = $1""",
+        session_id,
+    )
+    return str(language or "en")

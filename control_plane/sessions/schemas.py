@@ -9,6 +9,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shared.languages import LANGUAGES
+from shared.languages import normalise as normalise_language
 from shared.schemas import NO_NUL, SessionStatus
 
 Role = Literal["participant", "viewer"]
@@ -46,6 +48,21 @@ class SessionCreate(BaseModel):
         default=None,
         description="Record the session's audio (opt-in); omitted: the tenant's default.",
     )
+    language: str | None = Field(
+        default=None,
+        description="The language the presenter speaks and listens in, BCP-47 (en, es, de, fr; "
+        "es-MX is es); omitted: the deck's, detected from its text (docs/languages.md).",
+    )
+
+    @field_validator("language")
+    @classmethod
+    def _supported(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        language = normalise_language(value)
+        if language is None:
+            raise ValueError(f"language must be one of {', '.join(LANGUAGES)} (BCP-47)")
+        return language
 
     @field_validator("metadata")
     @classmethod

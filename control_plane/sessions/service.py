@@ -35,6 +35,7 @@ from control_plane.slides.cache import SlideRecord
 from control_plane.slides.publisher import room_metadata
 from control_plane.storage import UrlSigner
 from control_plane.tenants import service as tenants
+from shared.languages import phrase
 from shared.schemas import OutlineEntry, SessionContext
 from shared.settings import ControlPlaneSettings
 
@@ -192,6 +193,7 @@ class SessionService:
             metadata=body.metadata,
             record=body.record,
             dispatched=not on_join,
+            language=body.language,
         )
         # Slide 1 from the start, also in the room's metadata: the first joiner sees it.
         return (
@@ -280,6 +282,7 @@ class SessionService:
         row = await repository.get_by_id(self._pool, session_id)
         if row is None:
             raise NotFound(f"Session {session_id} was not found.")
+        language = await repository.language_of(self._pool, session_id)
         return SessionContext(
             session_id=row["id"],
             tenant_id=row["tenant_id"],
@@ -287,7 +290,12 @@ class SessionService:
             status=row["status"],
             deck_id=row["deck_id"],
             participant_name=row["participant_name"],
-            greeting=greeting_for(row["participant_name"]),
+            greeting=(
+                greeting_for(row["participant_name"])
+                if language == "en"
+                else phrase(language, "greeting" if row["deck_id"] else "greeting_no_deck")
+            ),
+            language=language,
             record=row["record"],
             avatar=await tenants.get_avatar(self._pool, row["tenant_id"]),
             created_at=row["created_at"],
