@@ -18,6 +18,9 @@ from control_plane.errors import UpstreamUnavailable
 logger = logging.getLogger(__name__)
 
 Role = Literal["participant", "viewer"]
+# A room holds the presenter (and an avatar vendor's participant), the people who may speak and
+# an audience of viewers; the cap keeps one session from taking a whole SFU node.
+MAX_PARTICIPANTS = 200
 
 
 class LiveKitGateway:
@@ -69,7 +72,7 @@ class LiveKitGateway:
         request = api.CreateRoomRequest(
             name=room,
             empty_timeout=empty_timeout_s,
-            max_participants=50,
+            max_participants=MAX_PARTICIPANTS,
             agents=(
                 [api.RoomAgentDispatch(agent_name=self._agent_name, metadata=dispatch_metadata)]
                 if dispatch_metadata is not None
