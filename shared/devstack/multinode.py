@@ -72,8 +72,8 @@ class MultiNodeStack:
                 self.postgres, self.redis, self.livekit_redis, *self.nodes
             ]  # fmt: skip
             for svc in services:
+                self._exit.callback(svc.stop)  # first: one that fails to start has a log open
                 svc.start()
-                self._exit.callback(svc.stop)
             self._start(self._livekit_balancer)
             lk_port = int(self.livekit_url.rsplit(":", 1)[1])
             self._livekit_balancer.wait_until(lambda: port_open(lk_port), 10)
