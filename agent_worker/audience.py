@@ -89,7 +89,6 @@ class Floor:
         self._quiet_since: float | None = time.monotonic()
         self._started = time.time()
         self._said_by: dict[str, Attribution] = {}  # user message id → its speaker
-        self._pending: Attribution | None = None  # a typed question's, for its message
         self._recheck: asyncio.TimerHandle | None = None
         self._speaking: list[rtc.Participant] = []  # LiveKit's latest active speakers
 
@@ -113,8 +112,7 @@ class Floor:
         transcript, the turn log), as the floor does not move while a turn is pending."""
         found = self._said_by.get(message.id)
         if found is None:
-            found = self._pending or self.holder
-            self._pending = None
+            found = self.holder
             if len(self._said_by) > 10_000:
                 self._said_by.clear()
             self._said_by[message.id] = found
