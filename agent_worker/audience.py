@@ -219,6 +219,9 @@ class TypedQuestions:
         self._floor = floor
         self._interval_s = interval_seconds
         self._last: dict[str, float] = {}
+        # one question handled at a time: an accepted question interrupts what is being said,
+        # which must not cancel a refusal queued just before by the next one
+        self._handling = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         room.register_text_stream_handler(CHAT_TOPIC, self._on_stream)
 
@@ -232,8 +235,12 @@ class TypedQuestions:
         participant = self._room.remote_participants.get(identity)
         if not text or participant is None or not _is_person(participant):
             return
-        who = _attribution(participant, typed=True)
-        now = time.monotonic()
+        arrived = time.monotonic()
+        async with self._handling:
+            await self._handle(text, _attribution(participant, typed=True), arrived)
+
+    async def _handle(self, text: str, who: Attribution, now: float) -> None:
+        identity = who.identity
         last = self._last.get(identity)
         if last is not None and now - last < self._interval_s:
             logger.info("typed question refused: too soon", extra={"participant": identity})
