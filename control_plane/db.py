@@ -16,14 +16,6 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """Nothing to undo when a connection goes back to the pool (asyncpg has already rolled back
-    any open transaction). The default reset (unlock advisory locks, close cursors, UNLISTEN,
-    RESET ALL) costs a round trip on every release, as much as a short query, and would undo
-    the settings of ``_init_connection``; Podium takes only transaction-scoped advisory locks,
-    opens cursors only inside transactions, never LISTENs and never SETs a session setting."""
-
-
 async def create_pool(
     dsn: str, *, min_size: int, max_size: int, command_timeout: float = 10
 ) -> asyncpg.Pool:
@@ -32,7 +24,6 @@ async def create_pool(
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
-        reset=_keep_session,
         command_timeout=command_timeout,
     )
     return pool
