@@ -7,8 +7,11 @@ Whisper encodes a fixed 30 s window, however short the utterance: on two cores t
 encoder time for a three-word command. The CTranslate2 encoder also takes a shorter window, so
 an utterance is encoded in a window just longer than itself, never under 10 s (tiny.en starts
 repeating itself in shorter ones): about 5x less encoder work for the utterances a presenter
-hears, with the same words on our test phrases (tests/unit/test_stt_local.py). Utterances
-that do not fit one window go through faster-whisper's long-form transcription.
+hears, with the same words on our test phrases (tests/unit/test_stt_local.py). An utterance
+that does not fit one window is cut at its quietest moments into pieces that do, each decoded the
+same way. (faster-whisper's long-form transcription was used before: greedy decoding ran away
+repeating a repetitive utterance, and its temperature fallback then sampled, so the same audio
+gave different words from run to run.)
 """
 
 from __future__ import annotations
@@ -60,14 +63,34 @@ def to_mono_16k(buffer: utils.AudioBuffer) -> np.ndarray[Any, np.dtype[np.float3
     return scaled
 
 
+MAX_PIECE = (MAX_WINDOW_FRAMES - TAIL_FRAMES - 1) * HOP  # samples that fit one window
+CUT_SEARCH = 10 * SAMPLE_RATE  # a piece ends at the quietest moment of its last 10 s
+CUT_BLOCK = SAMPLE_RATE // 10  # ... measured in 100 ms blocks
+
+
+def split_at_pauses(audio: np.ndarray[Any, np.dtype[np.float32]]) -> list[np.ndarray[Any, Any]]:
+    """Cut audio into pieces of at most ``MAX_PIECE`` samples, each ending at the quietest
+    100 ms block of its last 10 s, so that a cut falls in a pause rather than inside a word."""
+    pieces = []
+    start = 0
+    while len(audio) - start > MAX_PIECE:
+        end = start + MAX_PIECE
+        tail = audio[end - CUT_SEARCH : end]
+        blocks = tail[: len(tail) // CUT_BLOCK * CUT_BLOCK].reshape(-1, CUT_BLOCK)
+        quietest = int(np.argmin(np.square(blocks).mean(axis=1)))
+        cut = end - CUT_SEARCH + quietest * CUT_BLOCK + CUT_BLOCK // 2
+        pieces.append(audio[start:cut])
+        start = cut
+    pieces.append(audio[start:])
+    return pieces
+
+
 def transcribe_utterance(model: WhisperModel, audio: np.ndarray[Any, np.dtype[np.float32]]) -> str:
     """One utterance's words (16 kHz mono float32), greedy, in a window fitted to it."""
+    if len(audio) > MAX_PIECE:
+        words = (transcribe_utterance(model, piece) for piece in split_at_pauses(audio))
+        return " ".join(w for w in words if w)
     frames = len(audio) // HOP + 1
-    if frames + TAIL_FRAMES > MAX_WINDOW_FRAMES:
-        segments, _ = model.transcribe(
-            audio, language="en", beam_size=1, vad_filter=False, condition_on_previous_text=False
-        )
-        return " ".join(s.text.strip() for s in segments).strip()
     window = max(MIN_WINDOW_FRAMES, frames + TAIL_FRAMES)
     padded = np.zeros(window * HOP, dtype=np.float32)
     padded[: len(audio)] = audio

@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 from faster_whisper import WhisperModel  # type: ignore[import-untyped]
 
-from agent_worker.stt_local import SAMPLE_RATE, load_whisper, transcribe_utterance
+from agent_worker.stt_local import (
+    CUT_BLOCK,
+    MAX_PIECE,
+    SAMPLE_RATE,
+    load_whisper,
+    split_at_pauses,
+    transcribe_utterance,
+)
 from tests.e2e.speech import espeak
 
 PHRASES = [
@@ -20,6 +27,12 @@ PHRASES = [
     "How long does setup take?",
     "I want to speak to a real person.",
     "Could you tell me more about the security features and compliance certifications?",
+]
+
+LATER = [
+    "Can I get an invoice for the annual plan?",
+    "Which slide shows the roadmap for next year?",
+    "Thank you, that is all I wanted to know.",
 ]
 
 
@@ -47,9 +60,26 @@ def test_a_short_utterance_is_transcribed_in_a_short_window(
 
 
 def test_an_utterance_longer_than_a_window_is_transcribed_whole(whisper: WhisperModel) -> None:
-    said = "How long does setup take? "
+    said = [*PHRASES, *LATER]
     pause = np.zeros(SAMPLE_RATE, dtype=np.float32)
-    audio = np.concatenate([np.concatenate([_audio(said), pause]) for _ in range(14)])
+    audio = np.concatenate([np.concatenate([_audio(p), pause]) for p in said])
     assert len(audio) > 30 * SAMPLE_RATE
-    words = _words(transcribe_utterance(whisper, audio))
-    assert words.count("take") >= 12  # every repetition, not just the first window's
+    heard = _words(transcribe_utterance(whisper, audio))
+    spoken = _words(" ".join(said))
+    # every phrase, the ones past the first 30 s too, and no runaway repetition
+    for word in ("cost", "pricing", "sales", "setup", "person", "compliance", "invoice", "slide"):
+        assert word in heard, (word, heard)
+    assert heard[-3:] == spoken[-3:]
+    assert len(heard) <= len(spoken) + 5
+
+
+def test_a_long_utterance_is_cut_in_its_pauses() -> None:
+    said = _audio("How long does setup take? ")
+    pause = np.zeros(SAMPLE_RATE // 2, dtype=np.float32)
+    audio = np.concatenate([np.concatenate([said, pause]) for _ in range(40)])
+    pieces = split_at_pauses(audio)
+    assert len(pieces) >= 2
+    assert sum(len(p) for p in pieces) == len(audio)
+    for piece in pieces[:-1]:
+        assert len(piece) <= MAX_PIECE
+        assert np.abs(piece[-CUT_BLOCK // 2 :]).max() == 0  # ends inside a pause
