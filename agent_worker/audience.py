@@ -9,6 +9,10 @@ takes the floor (the room's linked participant moves to them). Speech from other
 floor is held is not heard and not queued: they speak again once it is free. Viewers never
 take the floor; they may type questions.
 
+Slide moves asked of the presenter follow the asker's role, as the join page's buttons do: a
+viewer's typed request is declined, and while the host has locked navigation (the slide state's
+``locked``) only the host's are carried out.
+
 Typed questions arrive as LiveKit text streams on ``lk.chat`` from anyone in the room
 (participants and viewers), at most one per ``question_interval_seconds`` per identity (a
 polite refusal otherwise); each becomes a user turn answered by voice, with the answer's text on
@@ -30,6 +34,7 @@ from livekit.agents import AgentSession, llm
 from livekit.agents.job import DEFAULT_PARTICIPANT_KINDS
 from livekit.agents.voice.room_io.types import DEFAULT_CLOSE_ON_DISCONNECT_REASONS
 
+from agent_worker.narration import slide_state_in
 from shared.schemas import ROLE_ATTRIBUTE
 
 logger = logging.getLogger(__name__)
@@ -37,6 +42,8 @@ logger = logging.getLogger(__name__)
 CHAT_TOPIC = "lk.chat"
 MAX_QUESTION_CHARS = 500
 TOO_SOON = "{name}, one question at a time, please: ask again in a few seconds."
+VIEWERS_DO_NOT_NAVIGATE = "Viewers cannot move the slides; the presenter and participants can."
+LOCKED = "The host has locked navigation: only the host can move the slides now."
 # A name the model reads in front of the user's words: "[Ada] what does it cost?"
 _ADDRESSED = re.compile(r"^\[(?P<name>[^\[\]\n]{1,100})\]\s*")
 
@@ -86,6 +93,7 @@ class Floor:
         self._on_empty = on_empty
         self._session: AgentSession[Any] | None = None
         self.holder = _attribution(first)
+        self.asker = self.holder  # whose words the presenter answers now (spoken or typed)
         self._quiet_since: float | None = time.monotonic()
         self._started = time.time()
         self._said_by: dict[str, Attribution] = {}  # user message id → its speaker
@@ -129,12 +137,26 @@ class Floor:
 
     def typed(self, who: Attribution, message: llm.ChatMessage) -> None:
         self._said_by[message.id] = who
+        self.asker = who
+
+    def navigation_refused(self) -> str | None:
+        """Why the presenter may not move the slides for the person it answers now, if it may
+        not: they are a viewer, or the host locked navigation and they are not the host."""
+        participant = self._room.remote_participants.get(self.asker.identity)
+        role = participant.attributes.get(ROLE_ATTRIBUTE) if participant is not None else None
+        if role == "viewer":
+            return VIEWERS_DO_NOT_NAVIGATE
+        state = slide_state_in(self._room.metadata)
+        if state is not None and state.locked and role != "host":
+            return LOCKED
+        return None
 
     # -- the floor ------------------------------------------------------------------------
 
     def _on_user_state(self, event: Any) -> None:
         if event.new_state == "speaking":
             self._quiet_since = None
+            self.asker = self.holder
         elif self._quiet_since is None:
             self._quiet_since = time.monotonic()
             self._check_later(self._hold_s)  # someone may be waiting for the floor

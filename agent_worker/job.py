@@ -287,6 +287,7 @@ def _voice_loop(
         outline=context.outline,
         heard=heard,
         names=floor.name_of,
+        navigation_refused=floor.navigation_refused,
     )
     return session, presenter
 

@@ -20,6 +20,7 @@ from livekit.agents.utils import is_given
 
 from shared.intents import relative_target
 from shared.schemas import (
+    NAVIGATION_ACTIONS,
     DeckSearchResult,
     EscalationRequest,
     OutlineEntry,
@@ -144,6 +145,7 @@ class Presenter(Agent):
         outline: list[OutlineEntry] | None = None,
         heard: HeardWords | None = None,
         names: Callable[[llm.ChatMessage], str | None] | None = None,
+        navigation_refused: Callable[[], str | None] | None = None,
     ) -> None:
         instructions = instructions_for(outline or [])
         if names is not None:
@@ -154,6 +156,8 @@ class Presenter(Agent):
         self.narrator = narrator  # None: no presentation mode (tests, sessions without a deck)
         self._conversation = conversation
         self._heard = heard
+        # why the person being answered may not move the slides now (audience.Floor), if so
+        self._navigation_refused = navigation_refused
 
     async def stt_node(
         self, audio: AsyncIterable[rtc.AudioFrame], model_settings: ModelSettings
@@ -343,6 +347,9 @@ class Presenter(Agent):
         expected_version: int | None = None,
     ) -> SlideState:
         deck = self._require_deck()
+        refused = self._navigation_refused() if self._navigation_refused is not None else None
+        if refused is not None and action in NAVIGATION_ACTIONS:
+            raise ToolError(refused)
         try:
             state = await deck.change_slide(
                 action,

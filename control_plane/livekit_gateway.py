@@ -8,16 +8,15 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Literal
 
 import aiohttp
 from livekit import api
 
 from control_plane.errors import UpstreamUnavailable
+from shared.schemas import Role
 
 logger = logging.getLogger(__name__)
 
-Role = Literal["participant", "viewer"]
 # A room holds the presenter (and an avatar vendor's participant), the people who may speak and
 # an audience of viewers; the cap keeps one session from taking a whole SFU node.
 MAX_PARTICIPANTS = 200

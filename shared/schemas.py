@@ -116,7 +116,11 @@ def _storable(value: datetime) -> datetime:
 
 StorableDatetime = Annotated[datetime, AfterValidator(_storable)]
 
-SlideAction = Literal["next", "previous", "goto", "first", "last", "pause", "resume"]
+SlideAction = Literal[
+    "next", "previous", "goto", "first", "last", "pause", "resume", "lock", "unlock"
+]
+# The moves a host's lock keeps from participants (pausing and resuming stay theirs).
+NAVIGATION_ACTIONS = frozenset({"next", "previous", "goto", "first", "last"})
 
 
 class SlideChange(BaseModel):
@@ -156,6 +160,11 @@ class SlideState(BaseModel):
     title: str | None
     image_url: str | None = Field(description="Signed, short-lived URL of the slide image.")
     paused: bool = Field(description="Presentation mode paused (the presenter waits).")
+    locked: bool = Field(
+        default=False,
+        description="Navigation locked by the host: only the host, the presenter and the API "
+        "change the slides; participants' changes answer 409 navigation_locked.",
+    )
     changed_by: str = Field(description="'agent', 'api' or 'participant:<identity>'.")
     changed_at: datetime
 
@@ -190,8 +199,11 @@ class SlideContent(BaseModel):
 
 MessageRole = Literal["user", "assistant"]
 
-# The LiveKit participant attribute (set in every participant token) that carries its role:
-# "participant" may speak and change slides; "viewer" only listens.
+# Who a person in the room is: the 'host' speaks, navigates and may lock navigation; a
+# 'participant' speaks and navigates unless the host locked it; a 'viewer' watches, listens and
+# may type questions.
+Role = Literal["host", "participant", "viewer"]
+# The LiveKit participant attribute (set in every participant token) that carries its Role.
 ROLE_ATTRIBUTE = "podium.role"
 
 

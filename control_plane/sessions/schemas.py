@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.languages import LANGUAGES
 from shared.languages import normalise as normalise_language
-from shared.schemas import NO_NUL, SessionStatus
-
-Role = Literal["participant", "viewer"]
+from shared.schemas import NO_NUL, Role, SessionStatus
 
 _IDENTITY = r"^[A-Za-z0-9_.:@-]{1,64}$"
 
@@ -30,8 +28,9 @@ class ParticipantSpec(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=100, pattern=NO_NUL)
     role: Role = Field(
         default="participant",
-        description="'participant' may speak and navigate; 'viewer' watches and listens, and may "
-        "type questions (one every 10 s).",
+        description="'host' may speak, navigate and lock navigation; 'participant' may speak "
+        "and navigate unless the host locked it; 'viewer' watches and listens, and may type "
+        "questions (one every 10 s).",
     )
     ttl_seconds: int | None = Field(default=None, ge=60, le=86_400)
 

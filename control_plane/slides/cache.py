@@ -45,6 +45,7 @@ class SlideRecord:
     image_key: str | None
     changed_by: str
     changed_at: datetime
+    locked: bool = False  # a copy cached before migration 0020 has none
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> SlideRecord:
@@ -57,6 +58,7 @@ class SlideRecord:
             count=row["slide_count"],
             version=row["version"],
             paused=row["paused"],
+            locked=row["locked"],
             title=row["title"],
             image_key=row["image_key"],
             changed_by=row["changed_by"],
@@ -90,6 +92,7 @@ class SlideRecord:
             title=self.title,
             image_url=signer.url(self.image_key) if self.image_key else None,
             paused=self.paused,
+            locked=self.locked,
             changed_by=self.changed_by,
             changed_at=self.changed_at,
         )

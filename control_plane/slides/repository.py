@@ -12,12 +12,13 @@ Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 # Every read of a state answers these columns, so one mapping turns any of them into a record.
 _STATE = """
     s.id AS session_id, s.tenant_id, s.room, s.status, st.deck_id, st.slide_count, {index},
-    {version}, {paused}, {changed_by}, {changed_at}, sl.title, sl.image_key
+    {version}, {paused}, {locked}, {changed_by}, {changed_at}, sl.title, sl.image_key
 """
 _CURRENT = _STATE.format(
     index="st.index",
     version="st.version",
     paused="st.paused",
+    locked="st.locked",
     changed_by="st.changed_by",
     changed_at="st.changed_at",
 )
@@ -26,6 +27,7 @@ _AT_TRANSITION = _STATE.format(
     index="t.to_index AS index",
     version="t.version",
     paused="t.paused",
+    locked="t.locked",
     changed_by="t.actor AS changed_by",
     changed_at="t.created_at AS changed_at",
 )
@@ -72,9 +74,11 @@ async def apply(
     actor: str,
     reason: str | None,
     idempotency_key: str,
+    bound_by_lock: bool = False,
 ) -> asyncpg.Record | None:
     """Apply one change and record it, atomically; None when nothing matched (the session is
-    unknown or ended, has no deck, the version moved, or the move is impossible).
+    unknown or ended, has no deck, the version moved, the move is impossible, or the state is
+    locked and the change is ``bound_by_lock``: a participant's move, not the host's).
 
     The row lock taken by the UPDATE serialises concurrent changes, and READ COMMITTED re-checks
     the WHERE clause against the newest row, so relative moves never lose an update. A reused
@@ -96,6 +100,10 @@ async def apply(
                     WHEN 'pause' THEN true
                     WHEN 'resume' THEN false
                     ELSE st.paused END,
+                locked = CASE $4
+                    WHEN 'lock' THEN true
+                    WHEN 'unlock' THEN false
+                    ELSE st.locked END,
                 version = st.version + 1,
                 changed_by = $7,
                 changed_at = now()
@@ -106,6 +114,7 @@ async def apply(
                     WHEN 'previous' THEN st.index > 1
                     WHEN 'goto' THEN $5 BETWEEN 1 AND st.slide_count
                     ELSE true END
+              AND NOT ($10 AND st.locked)
               AND EXISTS (
                 SELECT 1 FROM sessions s WHERE s.id = $1 AND s.status <> 'ended'
                   AND ($2::uuid IS NULL OR s.tenant_id = $2)
@@ -114,8 +123,9 @@ async def apply(
         ),
         recorded AS (
             INSERT INTO slide_transitions (session_id, version, action, from_index, to_index,
-                paused, actor, reason, idempotency_key, created_at)
-            SELECT session_id, version, $4, previous_index, index, paused, $7, $8, $9, changed_at
+                paused, locked, actor, reason, idempotency_key, created_at)
+            SELECT session_id, version, $4, previous_index, index, paused, locked, $7, $8, $9,
+                changed_at
             FROM applied
         )
         SELECT {_CURRENT}
@@ -131,6 +141,7 @@ async def apply(
         actor,
         reason,
         idempotency_key,
+        bound_by_lock,
     )
     return row
 
@@ -173,7 +184,7 @@ async def list_transitions(
     return list(
         await conn.fetch(
             """
-            SELECT version, action, from_index, to_index, paused, actor, reason,
+            SELECT version, action, from_index, to_index, paused, locked, actor, reason,
                 idempotency_key, created_at
             FROM slide_transitions
             WHERE session_id = $1 AND version > $2

@@ -142,11 +142,16 @@ async def participant_change_slide(
     _rate: ParticipantSlideChangeLimit,
     idempotency_key: IdempotencyKey = None,
 ) -> SlideState:
-    """A participant clicked next/previous (or picked a slide) in the web client."""
-    if participant.role != "participant":
+    """A participant clicked next/previous (or picked a slide) in the web client; the host
+    may also lock and unlock navigation (actions 'lock' and 'unlock')."""
+    if participant.role not in ("host", "participant"):
         raise RoleNotAllowed(
             f"The '{participant.role or 'unknown'}' role may not change slides; "
-            "only the 'participant' role may."
+            "only the 'host' and 'participant' roles may."
+        )
+    if body.action in ("lock", "unlock") and participant.role != "host":
+        raise RoleNotAllowed(
+            f"The '{participant.role}' role may not {body.action} navigation; only the 'host' may."
         )
     state, replayed = await slides.change(
         participant.session_id,
@@ -154,6 +159,7 @@ async def participant_change_slide(
         actor=f"participant:{participant.identity}",
         idempotency_key=idempotency_key,
         room=participant.room,
+        bound_by_lock=participant.role != "host",
     )
     mark_replay(response, replayed)
     return state

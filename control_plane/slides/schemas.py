@@ -11,7 +11,9 @@ from pydantic import BaseModel
 # Who changed the slide: the presenter, an integrator's API call, or a participant in the room.
 Actor = str  # "agent" | "api" | "participant:<identity>"
 
-TransitionAction = Literal["start", "next", "previous", "goto", "first", "last", "pause", "resume"]
+TransitionAction = Literal[
+    "start", "next", "previous", "goto", "first", "last", "pause", "resume", "lock", "unlock"
+]
 
 
 class TransitionPublic(BaseModel):
@@ -20,6 +22,7 @@ class TransitionPublic(BaseModel):
     from_index: int | None
     to_index: int
     paused: bool
+    locked: bool
     actor: str
     reason: str | None
     idempotency_key: str

@@ -23,7 +23,7 @@ from control_plane.slides.cache import SlideCache, SlideRecord
 from control_plane.slides.publisher import SlidePublisher, metadata_version
 from control_plane.slides.schemas import Actor, TransitionList, TransitionPublic
 from control_plane.storage import UrlSigner
-from shared.schemas import SlideChange, SlideState
+from shared.schemas import NAVIGATION_ACTIONS, SlideChange, SlideState
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,11 @@ class NoPreviousSlide(SlideStateError):
 class SlideOutOfRange(SlideStateError):
     status_code = 422
     code = "slide_out_of_range"
+
+
+class NavigationLocked(SlideStateError):
+    status_code = 409
+    code = "navigation_locked"
 
 
 class NoDeck(Conflict):
@@ -152,9 +157,11 @@ class SlideService:
         idempotency_key: str | None,
         tenant_id: UUID | None = None,
         room: str | None = None,
+        bound_by_lock: bool = False,
     ) -> tuple[SlideState, bool]:
         """Apply ``change``; returns the resulting state and whether it replays an earlier
-        request with the same idempotency key (nothing changed then)."""
+        request with the same idempotency key (nothing changed then). An actor
+        ``bound_by_lock`` (a participant who is not the host) cannot move a locked state."""
         key = idempotency_key or f"auto-{uuid4().hex}"
         for _ in range(3):
             row = None
@@ -171,6 +178,7 @@ class SlideService:
                         actor=actor,
                         reason=change.reason,
                         idempotency_key=key,
+                        bound_by_lock=bound_by_lock and change.action in NAVIGATION_ACTIONS,
                     )
                 except asyncpg.UniqueViolationError as exc:
                     if exc.constraint_name != "slide_transitions_key_uq":
@@ -182,7 +190,7 @@ class SlideService:
             replayed = await self._replay(session_id, change, actor, key, tenant_id, room)
             if replayed is not None:
                 return replayed, True
-            await self._raise_refusal(session_id, tenant_id, room, change)
+            await self._raise_refusal(session_id, tenant_id, room, change, bound_by_lock)
             # The state moved between the failed change and the check: try again.
         raise SlideBusy(f"Slide state of session {session_id} is changing too fast; retry.")
 
@@ -225,12 +233,23 @@ class SlideService:
         return record.state(self._signer)
 
     async def _raise_refusal(
-        self, session_id: UUID, tenant_id: UUID | None, room: str | None, change: SlideChange
+        self,
+        session_id: UUID,
+        tenant_id: UUID | None,
+        room: str | None,
+        change: SlideChange,
+        bound_by_lock: bool,
     ) -> None:
         """Raise why ``change`` cannot apply to the current state; return if it now could."""
         row = await self._session_with_state(session_id, tenant_id, room, live=True)
         record = SlideRecord.from_row(row)
         state = record.state(self._signer)
+        if bound_by_lock and record.locked and change.action in NAVIGATION_ACTIONS:
+            raise NavigationLocked(
+                "The host has locked navigation: only the host and the presenter can change "
+                "the slides until the host unlocks it.",
+                state,
+            )
         if change.index is not None and not 1 <= change.index <= record.count:
             raise SlideOutOfRange(
                 f"Slide {change.index} is out of range: this deck has slides 1 to {record.count}.",

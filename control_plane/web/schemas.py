@@ -13,7 +13,10 @@ class ParticipantSession(BaseModel):
     session_id: UUID
     status: SessionStatus
     identity: str
-    role: str = Field(description="'participant' may speak and change slides; 'viewer' may not.")
+    role: str = Field(
+        description="'host' may speak, change slides and lock navigation; 'participant' may "
+        "speak and change slides unless the host locked it; 'viewer' may do neither."
+    )
     livekit_url: str
     has_deck: bool
     end_reason: str | None

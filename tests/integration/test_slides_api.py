@@ -52,7 +52,7 @@ async def decks(control_plane: EphemeralStack) -> tuple[TenantKey, str, str]:
     """One tenant with a 5-slide and a 60-slide deck, both ready."""
     owner = control_plane.create_tenant("slides")
     # Some tests here change one session's slide far faster than people or the presenter do.
-    control_plane.set_limits(owner, slide_changes_per_second=10_000)
+    control_plane.set_limits(owner, slide_changes_per_second=10_000, concurrent_sessions=100)
     async with httpx.AsyncClient(base_url=control_plane.api_url, timeout=10) as api:
         small, big = await asyncio.gather(_ready_deck(api, owner, 5), _ready_deck(api, owner, 60))
     return owner, small, big
@@ -299,6 +299,88 @@ async def test_participants_navigate_with_their_livekit_token_viewers_cannot(
     # A tenant API key is not a participant token.
     as_key = await api.post("/v1/participant/slide", headers=owner.headers, json={"action": "next"})
     assert as_key.status_code == 401
+
+
+async def test_a_host_locks_navigation_and_participants_cannot_move_until_unlocked(
+    api: httpx.AsyncClient, deck: Deck
+) -> None:
+    owner, deck_id = deck
+    session = await _session(api, owner, deck_id)
+    sid = session["session_id"]
+    ada = {"Authorization": f"Bearer {session['token']}"}
+
+    async def token(role: str, identity: str) -> dict[str, str]:
+        resp = await api.post(
+            f"/v1/sessions/{sid}/tokens",
+            headers=owner.headers,
+            json={"role": role, "identity": identity, "name": identity.title()},
+        )
+        assert resp.status_code == 201, resp.text
+        assert resp.json()["role"] == role
+        return {"Authorization": f"Bearer {resp.json()['token']}"}
+
+    host, watch = await token("host", "hope"), await token("viewer", "vic")
+
+    async def as_(who: dict[str, str], action: str) -> httpx.Response:
+        return await api.post("/v1/participant/slide", headers=who, json={"action": action})
+
+    # only the host locks: a participant and a viewer are told who may
+    for who, role in ((ada, "participant"), (watch, "viewer")):
+        refused = await as_(who, "lock")
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"] == "role_not_allowed"
+        assert f"'{role}'" in refused.json()["message"]
+    locked = await as_(host, "lock")
+    assert locked.status_code == 200, locked.text
+    assert (locked.json()["locked"], locked.json()["index"]) == (True, 1)
+
+    # a participant's move is refused with the state; nothing moved
+    refused = await as_(ada, "next")
+    assert refused.status_code == 409, refused.text
+    body = refused.json()
+    assert body["error"] == "navigation_locked"
+    assert "host" in body["message"]
+    assert (body["state"]["index"], body["state"]["locked"]) == (1, True)
+    # pausing stays the participants'; the host, the API and the presenter still move
+    assert (await as_(ada, "pause")).json()["paused"] is True
+    assert (await as_(host, "next")).json()["index"] == 2
+    assert (await _move(api, owner, sid, action="next")).json()["index"] == 3
+    seen = await api.get("/v1/participant/slide", headers=ada)
+    assert (seen.json()["index"], seen.json()["locked"]) == (3, True)
+
+    unlocked = await as_(host, "unlock")
+    assert unlocked.json()["locked"] is False
+    moved = await as_(ada, "next")
+    assert (moved.status_code, moved.json()["index"]) == (200, 4)
+
+    log = await _transitions(api, owner, sid)
+    assert [(t["action"], t["locked"], t["actor"]) for t in log[1:]] == [
+        ("lock", True, "participant:hope"),
+        ("pause", True, "participant:ada"),
+        ("next", True, "participant:hope"),
+        ("next", True, "api"),
+        ("unlock", False, "participant:hope"),
+        ("next", False, "participant:ada"),
+    ]
+
+
+async def test_an_integrator_locks_navigation_through_the_api(
+    api: httpx.AsyncClient, deck: Deck
+) -> None:
+    owner, deck_id = deck
+    session = await _session(api, owner, deck_id)
+    sid = session["session_id"]
+    locked = await _move(api, owner, sid, action="lock")
+    assert (locked.status_code, locked.json()["locked"]) == (200, True)
+    ada = {"Authorization": f"Bearer {session['token']}"}
+    refused = await api.post(
+        "/v1/participant/slide", headers=ada, json={"action": "goto", "index": 3}
+    )
+    assert refused.json()["error"] == "navigation_locked"
+    assert (await _move(api, owner, sid, action="unlock")).json()["locked"] is False
+    assert (await api.post("/v1/participant/slide", headers=ada, json={"action": "last"})).json()[
+        "index"
+    ] == 5
 
 
 async def test_other_tenants_get_404_and_change_nothing(
