@@ -3,8 +3,9 @@
 // Reads: its token (URL fragment), GET /v1/participant/session (is the session live, my role,
 // where LiveKit is), the room metadata {"podium": {"slide": …}} (the slide, pushed), the agent's
 // "lk.agent.state" attribute, the "lk.transcription" text streams (captions), remote tracks.
-// Sends: POST /v1/participant/slide (next/previous/pause/resume), the microphone track, and typed
-// questions as "lk.chat" text streams (viewers too; the presenter answers one at a time).
+// Sends: POST /v1/participant/slide (next/previous/pause/resume; lock/unlock for the host), the
+// microphone track, and typed questions as "lk.chat" text streams (viewers too; the presenter
+// answers one at a time).
 
 import {
   ConnectionState,
@@ -42,6 +43,7 @@ const el = {
   micMessage: byId("mic-message"),
   leave: byId<HTMLButtonElement>("leave"),
   pause: byId<HTMLButtonElement>("pause"),
+  lock: byId<HTMLButtonElement>("lock"),
   prev: byId<HTMLButtonElement>("prev"),
   next: byId<HTMLButtonElement>("next"),
   toast: byId("toast"),
@@ -139,7 +141,11 @@ class JoinPage {
   }
 
   private get canPublish(): boolean {
-    return this.session?.role === "participant";
+    return this.session?.role === "participant" || this.isHost;
+  }
+
+  private get isHost(): boolean {
+    return this.session?.role === "host";
   }
 
   async start(): Promise<void> {
@@ -238,10 +244,13 @@ class JoinPage {
     this.presenter.audioContext = this.audioContext;
     void this.audioContext.resume();
     this.micWanted = this.canPublish && el.lobbyMic.checked;
-    this.slides.setNavigation(this.canPublish);
+    this.slides.setNavigation(this.canPublish, this.isHost);
     // A session without a deck is a conversation: no slide area at all.
     el.room.classList.toggle("no-deck", !this.session?.has_deck);
-    if (!this.session?.has_deck) show(el.pause, false);
+    if (!this.session?.has_deck) {
+      show(el.pause, false);
+      show(el.lock, false);
+    }
     show(el.mic, this.canPublish);
     this.renderMic();
     screen("room");
@@ -253,6 +262,7 @@ class JoinPage {
     el.prev.onclick = () => void this.navigate("previous");
     el.next.onclick = () => void this.navigate("next");
     el.pause.onclick = () => void this.navigate(this.slides.current?.paused ? "resume" : "pause");
+    el.lock.onclick = () => void this.navigate(this.slides.current?.locked ? "unlock" : "lock");
     await this.connect();
   }
 
@@ -435,7 +445,9 @@ class JoinPage {
     el.mic.title = on ? "Mute your microphone (M)" : "Turn your microphone on (M)";
   }
 
-  private async navigate(action: "next" | "previous" | "pause" | "resume"): Promise<void> {
+  private async navigate(
+    action: "next" | "previous" | "pause" | "resume" | "lock" | "unlock",
+  ): Promise<void> {
     if (!this.canPublish) return;
     this.slides.setBusy(true);
     try {

@@ -15,7 +15,10 @@ export class SlideView {
   private readonly next = byId<HTMLButtonElement>("next");
   private readonly pause = byId<HTMLButtonElement>("pause");
   private readonly paused = byId("paused-badge");
+  private readonly lock = byId<HTMLButtonElement>("lock");
+  private readonly locked = byId("locked-badge");
   private canNavigate = false;
+  private isHost = false;
   private busy = false;
 
   /** Called when the image link has expired or failed: fetch a freshly signed state. */
@@ -31,11 +34,14 @@ export class SlideView {
     return this.state;
   }
 
-  setNavigation(allowed: boolean): void {
+  /** ``host``: may move the slides while they are locked, and lock or unlock them. */
+  setNavigation(allowed: boolean, host = false): void {
     this.canNavigate = allowed;
+    this.isHost = host;
     show(this.prev, allowed);
     show(this.next, allowed);
     show(this.pause, allowed);
+    show(this.lock, host);
     this.render();
   }
 
@@ -66,8 +72,9 @@ export class SlideView {
     if (!state) {
       this.counter.textContent = "–";
       this.title.textContent = "";
-      this.prev.disabled = this.next.disabled = this.pause.disabled = true;
+      this.prev.disabled = this.next.disabled = this.pause.disabled = this.lock.disabled = true;
       show(this.paused, false);
+      show(this.locked, false);
       return;
     }
     this.figure.dataset.index = String(state.index);
@@ -86,8 +93,15 @@ export class SlideView {
       this.placeholder.textContent = state.title ?? label;
       show(this.placeholder, true);
     }
-    this.prev.disabled = !this.canNavigate || this.busy || state.index <= 1;
-    this.next.disabled = !this.canNavigate || this.busy || state.index >= state.count;
+    const locked = Boolean(state.locked);
+    const moves = this.canNavigate && !this.busy && (!locked || this.isHost);
+    this.prev.disabled = !moves || state.index <= 1;
+    this.next.disabled = !moves || state.index >= state.count;
+    this.lock.disabled = !this.isHost || this.busy;
+    this.lock.setAttribute("aria-pressed", String(locked));
+    this.lock.textContent = locked ? "Unlock slides" : "Lock slides";
+    this.figure.dataset.locked = String(locked);
+    show(this.locked, locked);
     this.pause.disabled = !this.canNavigate || this.busy;
     this.pause.setAttribute("aria-pressed", String(state.paused));
     this.pause.textContent = state.paused ? "Resume presentation" : "Pause presentation";

@@ -9,6 +9,8 @@ export interface SlideState {
   title: string | null;
   image_url: string | null;
   paused: boolean;
+  /** The host locked navigation: only the host (and the presenter) move the slides. */
+  locked?: boolean;
   changed_by: string;
   changed_at: string;
 }
