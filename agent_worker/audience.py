@@ -253,7 +253,7 @@ class TypedQuestions:
         task.add_done_callback(self._tasks.discard)
 
     async def _answer(self, reader: rtc.TextStreamReader, identity: str) -> None:
-        text = (await reader.read_all()).replace("\x00", "").strip()[:MAX_QUESTION_CHARS]
+        text = (await read_question(reader)).replace("\x00", "").strip()[:MAX_QUESTION_CHARS]
         participant = self._room.remote_participants.get(identity)
         if not text or participant is None or not _is_person(participant):
             return
@@ -280,6 +280,26 @@ class TypedQuestions:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def read_question(reader: rtc.TextStreamReader) -> str:
+    """A typed question's first ``MAX_QUESTION_CHARS`` (and a little more, so the cut falls
+    after them): the rest of a longer stream is never held in memory. A stream the sender
+    aborted is no question."""
+    parts: list[str] = []
+    size = 0
+    try:
+        async for chunk in reader:
+            parts.append(chunk[: MAX_QUESTION_CHARS + 1 - size])
+            size += len(parts[-1])
+            if size > MAX_QUESTION_CHARS:
+                break
+    except rtc.StreamError:
+        logger.info("typed question stream failed", exc_info=True)
+        return ""
+    finally:
+        reader.close()  # a no-op after the end; stops the stream cut short here
+    return "".join(parts)
 
 
 def _is_person(participant: rtc.RemoteParticipant) -> bool:
