@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from control_plane.audit.recorder import AuditMiddleware
 from control_plane.audit.router import router as audit_router
 from control_plane.body_limit import BodyLimitMiddleware, body_caps
 from control_plane.conversation.router import router as conversation_router
+from control_plane.decks.converter import ConverterBounds, PptxConverter
 from control_plane.decks.embeddings import build_embedder, build_multilingual_embedder
 from control_plane.decks.extract import Limits
 from control_plane.decks.ingest import IngestionRunner
@@ -132,6 +134,11 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
             memory_bytes=settings.parse_memory_mb * 2**20,
         )
         isolate()  # decided (and warned about) now, not at the first upload
+        # Found now; the office itself starts with the first PPTX deck.
+        converter = await asyncio.to_thread(
+            PptxConverter.from_system,
+            ConverterBounds(timeout_s=bounds.timeout_s, memory_bytes=bounds.memory_bytes),
+        )
         runner = IngestionRunner(
             pool,
             storage,
@@ -140,6 +147,7 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
             bounds,
             lease_s=settings.ingest_lease_seconds,
             multilingual=multilingual,
+            converter=converter,
         )
         decks = DeckService(
             pool,
@@ -188,6 +196,8 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
                 )
         finally:
             await runner.stop()
+            if converter is not None:
+                await converter.aclose()
             await redis.aclose()
             await pool.close()
 

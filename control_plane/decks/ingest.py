@@ -20,6 +20,7 @@ import asyncpg
 
 from control_plane.decks import pipeline, repository
 from control_plane.decks.chunking import Chunk, chunk_slide
+from control_plane.decks.converter import PptxConverter
 from control_plane.decks.embeddings import Embedder, EmbeddingError
 from control_plane.decks.extract import DeckRejected, ExtractedSlide, Limits
 from control_plane.decks.sandbox import Bounds, SandboxFailed, run_bounded
@@ -54,8 +55,11 @@ class IngestionRunner:
         *,
         lease_s: float = 30.0,
         multilingual: Embedder | None = None,
+        converter: PptxConverter | None = None,
     ) -> None:
         self._pool = pool
+        # PPTX to PDF in a long-lived LibreOffice; None: a cold one per deck, in the sandbox.
+        self._converter = converter
         self._lease_s = lease_s
         self._storage = storage
         self._embedder = embedder
@@ -191,6 +195,12 @@ class IngestionRunner:
         progress: _ProgressWriter,
     ) -> dict[int, tuple[str, str]]:
         """Store each slide's preview pair; an empty mapping when previews are unavailable."""
+        if kind == "pptx" and self._converter is not None:
+            package = await run_bounded(pipeline.sanitised_pptx, data, bounds=self._bounds)
+            pdf = await self._converter.convert(package) if package is not None else None
+            if pdf is None:
+                return {}
+            data, kind = pdf, "pdf"
         with tempfile.TemporaryDirectory(prefix="podium-render-") as out_dir:
             pages = await run_bounded(
                 pipeline.render, data, kind, out_dir, self._limits,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 from control_plane.decks.extract import (
@@ -13,6 +14,7 @@ from control_plane.decks.extract import (
     render_pdf_pages,
     sniff_kind,
 )
+from control_plane.decks.extract_pptx import without_external_links
 from control_plane.decks.sandbox import Progress
 
 
@@ -20,6 +22,15 @@ def inspect(data: bytes, limits: Limits, *, progress: Progress) -> ExtractedDeck
     """Validate the upload and read its slides' text and notes (fast: done during the request)."""
     sniff_kind(data, limits)
     return extract(data, limits)
+
+
+def sanitised_pptx(data: bytes, *, progress: Progress) -> bytes | None:
+    """The package as the long-lived LibreOffice may open it (no links to fetch), or None when it
+    is no zip (LibreOffice would guess another format and open that)."""
+    try:
+        return without_external_links(data)
+    except zipfile.BadZipFile:
+        return None
 
 
 def render(

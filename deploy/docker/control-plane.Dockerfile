@@ -23,9 +23,10 @@ RUN /opt/podium/bin/pip install .
 
 FROM python:3.11.7-slim-bookworm
 # LibreOffice renders PPTX previews (without it decks ingest with previews_available=false);
-# the fonts are metric-compatible stand-ins for Calibri/Cambria/Arial.
+# the fonts are metric-compatible stand-ins for Calibri/Cambria/Arial. python3-uno (Debian's
+# /usr/bin/python3) drives one LibreOffice kept running between decks.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libreoffice-impress \
+    && apt-get install -y --no-install-recommends libreoffice-impress python3-uno \
         fonts-crosextra-carlito fonts-crosextra-caladea fonts-liberation2 \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --gid 10001 podium \
