@@ -4,8 +4,9 @@ told which through the agent participant's ``podium.avatar`` attribute.
 
 The local renderer runs inside the job: the agent's audio goes to a ``QueueAudioOutput``
 instead of the room, and an ``AvatarRunner`` publishes the voice and the face together from the
-agent's own participant. Should drawing fail mid-session, the face track is unpublished and the
-voice carries on.
+agent's own participant, the face right after the voice without waiting for anyone to listen
+(``_FaceRunner``). Should drawing fail mid-session, the face track is unpublished and the voice
+carries on.
 """
 
 from __future__ import annotations
@@ -33,7 +34,11 @@ AVATAR_ATTRIBUTE = "podium.avatar"
 """On the agent participant: ``local``, ``vendor:<name>`` or ``audio-only``."""
 AUDIO_ONLY = "audio-only"
 SAMPLE_RATE = 24_000
-VIDEO_TRACK = "avatar_video"  # the name AvatarRunner publishes the face under
+AUDIO_TRACK = "avatar_audio"
+VIDEO_TRACK = "avatar_video"
+LISTENER_WAIT_S = 5.0
+"""How long the first frames wait for someone to subscribe to the voice before they are sent
+anyway (to nobody: a client that subscribes later hears from then on)."""
 _background: set[asyncio.Task[None]] = set()
 
 
@@ -162,7 +167,7 @@ async def _local(ctx: JobContext, settings: WorkerSettings, style: AvatarStyle) 
         renderer, fps=settings.avatar_fps, sample_rate=SAMPLE_RATE, on_failure=face_failed
     )
     audio = _PausableOutput(generator)
-    runner = AvatarRunner(
+    runner = _FaceRunner(
         room,
         audio_recv=audio,
         video_gen=generator,
@@ -193,6 +198,35 @@ async def _local(ctx: JobContext, settings: WorkerSettings, style: AvatarStyle) 
 
     ctx.add_shutdown_callback(close)
     return Avatar("local", runner, audio)
+
+
+class _FaceRunner(AvatarRunner):
+    """The framework's runner publishes the face only once LiveKit has told the agent that
+    someone subscribed to its voice (the TrackSubscribed signal, sent when a subscriber's
+    transport for that track is bound and connected). Until then nothing is published but the
+    voice, and nothing at all is sent: a client that does not take the audio, or whose
+    subscription the agent is not told of, never gets a video track. Here the face is published
+    straight after the voice, while the runner waits (at most ``LISTENER_WAIT_S``) for that
+    first listener, so the beginning of the greeting is not spoken to an empty room."""
+
+    async def _publish_track(self) -> None:
+        async with self._lock:
+            await self._room_connected_fut
+            participant = self._room.local_participant
+            voice = rtc.LocalAudioTrack.create_audio_track(AUDIO_TRACK, self._audio_source)
+            self._audio_publication = await participant.publish_track(
+                voice, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+            )
+            face = rtc.LocalVideoTrack.create_video_track(VIDEO_TRACK, self._video_source)
+            self._video_publication = await participant.publish_track(
+                face, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA)
+            )
+            try:
+                await asyncio.wait_for(
+                    self._audio_publication.wait_for_subscription(), LISTENER_WAIT_S
+                )
+            except TimeoutError:
+                logger.info("nobody subscribed to the voice yet; speaking anyway")
 
 
 class _PausableOutput(QueueAudioOutput):

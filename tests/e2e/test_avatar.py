@@ -4,7 +4,8 @@ silent, and it shuts soon after the user interrupts; a tenant that turns the ava
 audio-only presenter that still talks, and its clients are told; a face that breaks mid-sentence
 leaves the voice playing; a worker configured for a vendor (the real Beyond Presence plugin
 against a local Beyond Presence) shows the vendor's avatar, and the local one when the vendor
-fails."""
+fails. A plain LiveKit client, with none of the join page's code, gets the face too: one that
+takes every track, and one that takes only the video."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import asyncio
 import statistics
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -25,8 +27,9 @@ from livekit.agents.voice.room_io import ATTRIBUTE_PUBLISH_ON_BEHALF
 from agent_worker.avatar import presence
 from agent_worker.avatar.face import FaceRenderer, Pose
 from agent_worker.avatar.presence import AUDIO_ONLY, AVATAR_ATTRIBUTE, attach_avatar
+from shared.devstack.probe import SPEECH_RMS, frame_rms
 from shared.devstack.services import ManagedProcess
-from shared.devstack.stack import EphemeralStack
+from shared.devstack.stack import EphemeralStack, TenantKey
 from shared.schemas import AvatarStyle
 from shared.settings import WorkerSettings
 from tests.e2e.audience import MOUTH_OPEN, Audience, Seen
@@ -127,6 +130,114 @@ async def test_an_audio_only_tenant_hears_the_presenter_without_a_face(
             assert not ada.frames
     finally:
         await api.put("/v1/tenant/avatar", headers=owner, json={})
+
+
+class BareClient:
+    """A client written straight against the LiveKit SDK, as an integrator would: the room's
+    default options (every track subscribed as it is published) or, with ``video_only``, one
+    that subscribes to video and nothing else. No microphone, none of Audience's code. It notes
+    who published what it subscribed to, who was heard first and the video frames it decoded."""
+
+    def __init__(self, *, video_only: bool = False) -> None:
+        self.room = rtc.Room()
+        self.video_only = video_only
+        self.subscribed: list[tuple[str, rtc.TrackKind.ValueType, rtc.TrackSource.ValueType]] = []
+        self.first_voice: str | None = None  # the identity heard first
+        self.video_frames: dict[str, int] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def join(self, url: str, token: str) -> None:
+        self.room.on("track_published", self._on_published)
+        self.room.on("track_subscribed", self._on_subscribed)
+        await self.room.connect(url, token, rtc.RoomOptions(auto_subscribe=not self.video_only))
+
+    async def until(self, check: Callable[[], object], seconds: float, failure: str) -> None:
+        deadline = time.perf_counter() + seconds
+        while not check():
+            assert time.perf_counter() < deadline, (
+                f"{failure} within {seconds} s: {self.subscribed}"
+            )
+            await asyncio.sleep(0.05)
+
+    async def leave(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.room.disconnect()
+
+    def _on_published(
+        self, publication: rtc.RemoteTrackPublication, _: rtc.RemoteParticipant
+    ) -> None:
+        if self.video_only and publication.kind == rtc.TrackKind.KIND_VIDEO:
+            publication.set_subscribed(True)
+
+    def _on_subscribed(
+        self,
+        track: rtc.Track,
+        publication: rtc.RemoteTrackPublication,
+        participant: rtc.RemoteParticipant,
+    ) -> None:
+        self.subscribed.append((participant.identity, track.kind, publication.source))
+        if track.kind == rtc.TrackKind.KIND_AUDIO:
+            self._tasks.append(asyncio.create_task(self._listen(track, participant.identity)))
+        else:
+            self._tasks.append(asyncio.create_task(self._watch(track, participant.identity)))
+
+    async def _listen(self, track: rtc.Track, identity: str) -> None:
+        async for event in rtc.AudioStream(track):
+            if frame_rms(event.frame) >= SPEECH_RMS:
+                self.first_voice = identity
+                return
+
+    async def _watch(self, track: rtc.Track, identity: str) -> None:
+        async for _ in rtc.VideoStream(track):
+            self.video_frames[identity] = self.video_frames.get(identity, 0) + 1
+
+
+async def _deckless_session(api: httpx.AsyncClient, tenant: TenantKey) -> dict[str, Any]:
+    """What a new tenant's first call creates: a session with no deck."""
+    resp = await api.post("/v1/sessions", headers=tenant.headers, json={})
+    assert resp.status_code == 201, resp.text
+    return dict(resp.json())
+
+
+async def test_a_plain_sdk_client_gets_the_presenters_face_with_its_voice(
+    api: httpx.AsyncClient, tenant: TenantKey, worker: ManagedProcess
+) -> None:
+    session = await _deckless_session(api, tenant)
+    client = BareClient()
+    try:
+        await client.join(session["livekit_url"], session["token"])
+        await client.until(lambda: client.first_voice, 60, "the presenter was not heard")
+        presenter = client.first_voice
+        assert presenter is not None
+        # The face comes from the participant that speaks, as its camera, and frames arrive.
+        # How soon after the voice is measured (scripts/bench_join.py), not asserted here.
+        await client.until(
+            lambda: client.video_frames.get(presenter, 0) > 10, 20, "no video from the presenter"
+        )
+        camera = (presenter, rtc.TrackKind.KIND_VIDEO, rtc.TrackSource.SOURCE_CAMERA)
+        assert camera in client.subscribed
+        assert {identity for identity, _, _ in client.subscribed} == {presenter}
+    finally:
+        await client.leave()
+        await api.post(f"/v1/sessions/{session['session_id']}/end", headers=tenant.headers)
+
+
+async def test_a_client_that_takes_only_the_video_still_gets_the_face(
+    api: httpx.AsyncClient, tenant: TenantKey, worker: ManagedProcess
+) -> None:
+    """Nobody subscribes to the voice, and the face is published and drawn all the same (the
+    framework's runner published it only once the voice had a listener)."""
+    session = await _deckless_session(api, tenant)
+    client = BareClient(video_only=True)
+    try:
+        await client.join(session["livekit_url"], session["token"])
+        await client.until(lambda: sum(client.video_frames.values()) > 10, 60, "no video")
+        assert all(kind == rtc.TrackKind.KIND_VIDEO for _, kind, _ in client.subscribed)
+    finally:
+        await client.leave()
+        await api.post(f"/v1/sessions/{session['session_id']}/end", headers=tenant.headers)
 
 
 @pytest.fixture
