@@ -5,9 +5,12 @@ idle processes (warm) and N against one that keeps none (cold: each job spawns a
 process), with the presenter dispatched when the session is created (the default), and N warm
 ones dispatched when the first participant joins (``PODIUM_DISPATCH_MODE=on_join``: LiveKit's
 participant_joined webhook → the control plane → a dispatch), in one run. Admission is on, as
-in production. Prints p50/p95 and the ratios; writes a plot under docs/.
+in production. Prints p50/p95 and the ratios; writes a plot under docs/. The client subscribes
+to every track, as the SDK does by default, and also notes when the presenter's video track was
+subscribed, relative to its first audible audio (waiting up to 10 s for it after the voice).
 
     .venv/bin/python scripts/bench_join.py [--sessions 10] [--plot docs/benchmarks/join.png]
+        [--modes warm cold "warm on_join"]
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ async def measure(
     label: str,
     subscribed: list[float] | None = None,
     gap_s: float = 0.5,
+    video: list[float | None] | None = None,
 ) -> list[float]:
     """N sessions one after another: POST, join, first agent audio, end; ``gap_s`` between."""
     out: list[float] = []
@@ -51,14 +55,23 @@ async def measure(
             resp.raise_for_status()
             session = resp.json()
             heard = await listen_for_agent_voice(
-                session["livekit_url"], session["token"], timeout_s=60, started_at=t0
+                session["livekit_url"],
+                session["token"],
+                timeout_s=60,
+                started_at=t0,
+                video_within_s=10 if video is not None else 0,
             )
             out.append(heard.first_voice_s * 1000)
             if subscribed is not None:
                 subscribed.append(heard.subscribed_s * 1000)
+            seen = ""
+            if video is not None:
+                after = heard.video_after_voice_s
+                video.append(None if after is None else after * 1000)
+                seen = "; video " + ("none in 10 s" if after is None else f"{after * 1000:+.0f} ms")
             print(
                 f"  {label} #{i + 1}: {out[-1]:7.0f} ms "
-                f"(agent track subscribed at {heard.subscribed_s * 1000:.0f} ms)",
+                f"(agent track subscribed at {heard.subscribed_s * 1000:.0f} ms{seen})",
                 flush=True,
             )
             await client.post(f"/v1/sessions/{session['session_id']}/end", headers=tenant.headers)
@@ -90,15 +103,21 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=10, help="sessions per mode")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs/benchmarks/join.png")
     parser.add_argument("--logs", type=Path, help="keep the services' logs in this folder")
+    parser.add_argument("--modes", nargs="+", default=["warm", "cold", "warm on_join"])
     args = parser.parse_args()
 
     results: dict[str, list[float]] = {}
     subscribed: dict[str, list[float]] = {}
-    runs = (
-        ("warm", "2", "on_create"),
-        ("cold", "0", "on_create"),
-        ("warm on_join", "2", "on_join"),
-    )
+    video: dict[str, list[float | None]] = {}
+    runs = [
+        run
+        for run in (
+            ("warm", "2", "on_create"),
+            ("cold", "0", "on_create"),
+            ("warm on_join", "2", "on_join"),
+        )
+        if run[0] in args.modes
+    ]
     with tempfile.TemporaryDirectory() as tmp, EphemeralStack(Path(tmp), logs=args.logs) as stack:
         tenant: TenantKey | None = None
         for label, idle, dispatch in runs:
@@ -114,8 +133,16 @@ def main() -> None:
             )
             asyncio.run(measure(stack.api_url, tenant, 1, f"{label} (discarded warm-up)"))
             subscribed[label] = []
+            video[label] = []
             results[label] = asyncio.run(
-                measure(stack.api_url, tenant, args.sessions, label, subscribed[label])
+                measure(
+                    stack.api_url,
+                    tenant,
+                    args.sessions,
+                    label,
+                    subscribed[label],
+                    video=video[label],
+                )
             )
             proc.stop(20)
 
@@ -125,9 +152,23 @@ def main() -> None:
             f"{label:<13} {len(values):>3} {pct(values, 0.5):>8.0f} {pct(values, 0.95):>8.0f} "
             f"{statistics.mean(values):>8.0f} {pct(subscribed[label], 0.5):>10.0f}"
         )
-    warm = pct(results["warm"], 0.5)
-    print(f"cold/warm p50 ratio: {pct(results['cold'], 0.5) / warm:.2f}x")
-    print(f"on_join/on_create (warm) p50 ratio: {pct(results['warm on_join'], 0.5) / warm:.2f}x")
+    print("\npresenter's video track subscribed, from its first audible audio:")
+    print(f"{'mode':<13} {'n':>3} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'none in 10 s':>13}")
+    for label, gaps in video.items():
+        seen = [gap for gap in gaps if gap is not None]
+        if seen:
+            print(
+                f"{label:<13} {len(gaps):>3} {pct(seen, 0.5):>8.0f} {pct(seen, 0.95):>8.0f} "
+                f"{max(seen):>8.0f} {len(gaps) - len(seen):>13}"
+            )
+        else:
+            print(f"{label:<13} {len(gaps):>3} {'-':>8} {'-':>8} {'-':>8} {len(gaps):>13}")
+    if "warm" in results and "cold" in results:
+        warm = pct(results["warm"], 0.5)
+        print(f"cold/warm p50 ratio: {pct(results['cold'], 0.5) / warm:.2f}x")
+    if "warm" in results and "warm on_join" in results:
+        ratio = pct(results["warm on_join"], 0.5) / pct(results["warm"], 0.5)
+        print(f"on_join/on_create (warm) p50 ratio: {ratio:.2f}x")
     plot(results, args.plot)
     print(f"plot: {args.plot}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -20,6 +21,9 @@ class HeardAudio:
     first_voice_s: float  # first non-silent agent frame, from the probe's start
     agent_identity: str
     peak_rms: float
+    # the agent's video track subscribed, from the first voice (negative: before it); None when
+    # not asked for (``video_within_s``) or not subscribed within that
+    video_after_voice_s: float | None = None
 
 
 def frame_rms(frame: rtc.AudioFrame) -> float:
@@ -28,15 +32,22 @@ def frame_rms(frame: rtc.AudioFrame) -> float:
 
 
 async def listen_for_agent_voice(
-    url: str, token: str, *, timeout_s: float = 30.0, started_at: float | None = None
+    url: str,
+    token: str,
+    *,
+    timeout_s: float = 30.0,
+    started_at: float | None = None,
+    video_within_s: float = 0.0,
 ) -> HeardAudio:
-    """Join the room, subscribe to the agent's audio, return when it first speaks."""
+    """Join the room, subscribe to every track, return when the agent first speaks; with
+    ``video_within_s``, once its video track is subscribed too (waiting that long for it)."""
     t0 = started_at if started_at is not None else time.perf_counter()
     room = rtc.Room()
     voice: asyncio.Future[HeardAudio] = asyncio.get_running_loop().create_future()
     readers: list[asyncio.Task[None]] = []
     connected_s = 0.0
     subscribed_s = 0.0
+    video: asyncio.Future[float] = asyncio.get_running_loop().create_future()
 
     async def read(track: rtc.Track, identity: str) -> None:
         stream = rtc.AudioStream(track)
@@ -57,12 +68,19 @@ async def listen_for_agent_voice(
         if track.kind == rtc.TrackKind.KIND_AUDIO:
             subscribed_s = time.perf_counter() - t0
             readers.append(asyncio.create_task(read(track, participant.identity)))
+        elif track.kind == rtc.TrackKind.KIND_VIDEO and not video.done():
+            video.set_result(time.perf_counter() - t0)
 
     room.on("track_subscribed", on_track)
     try:
         await room.connect(url, token, rtc.RoomOptions(auto_subscribe=True))
         connected_s = time.perf_counter() - t0
-        return await asyncio.wait_for(voice, timeout_s)
+        heard = await asyncio.wait_for(voice, timeout_s)
+        if video_within_s > 0:
+            with contextlib.suppress(TimeoutError):
+                seen = await asyncio.wait_for(asyncio.shield(video), video_within_s)
+                heard.video_after_voice_s = seen - heard.first_voice_s
+        return heard
     finally:
         for task in readers:
             task.cancel()
