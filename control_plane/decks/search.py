@@ -41,6 +41,7 @@ from control_plane.decks.queries import WORD, asks_for, names_in, spoken_query, 
 
 CANDIDATES = 100  # nearest chunks by embedding; a slide has a chunk per line and notes sentence
 PROFILE_CACHE = 256  # decks whose profile a process keeps
+QUERY_CACHE = 2048  # question embeddings a process keeps (1.5 kB each)
 
 Purpose = Literal["answer", "navigate"]
 Mode = Literal["hybrid", "dense", "lexical"]
@@ -203,6 +204,26 @@ async def _navigation_profile(
     return profile.titles
 
 
+_query_vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+
+
+async def query_vector(embedder: Embedder, text: str) -> np.ndarray:
+    """The question's embedding, computed once per process for each (model, text): the same
+    question comes back (a presenter's retried tool call, listeners asking what others asked,
+    an evaluation run again), and the embedding is most of a search's time. The vector is the
+    one the model gave, so a search answers exactly as it would without the cache."""
+    key = (embedder.model, text)
+    if (hit := _query_vectors.get(key)) is not None:
+        _query_vectors.move_to_end(key)
+        return hit
+    vector: np.ndarray = (await embedder.embed([text]))[0]
+    vector.setflags(write=False)  # shared by every search that asks the same
+    _query_vectors[key] = vector
+    while len(_query_vectors) > QUERY_CACHE:
+        _query_vectors.popitem(last=False)
+    return vector
+
+
 # --- features and models -------------------------------------------------------------------------
 
 
@@ -282,7 +303,7 @@ async def candidates(
 ) -> Candidates:
     text = topic_query(query) if purpose == "navigate" else spoken_query(query)
     profile = await deck_profile(pool, embedder, deck_id)
-    vector = (await embedder.embed([text]))[0]
+    vector = await query_vector(embedder, text)
     rows = await repository.search_hits(pool, deck_id, vector, text, CANDIDATES, profile.ts_config)
     navigate = purpose == "navigate"
     titles = await _navigation_profile(pool, embedder, deck_id, profile) if navigate else None
