@@ -19,6 +19,9 @@ TEST_LOGS = os.environ.get("PODIUM_TEST_LOGS")  # keep service logs here instead
 E2E_IMAGES = dict(
     item.split("=", 1) for item in os.environ.get("PODIUM_E2E_IMAGES", "").split(",") if item
 )
+# Tests marked ``unstable`` (quarantined while a cause is sought) run only with
+# PODIUM_RUN_UNSTABLE=1; read before the scrub below.
+RUN_UNSTABLE = os.environ.get("PODIUM_RUN_UNSTABLE") == "1"
 
 # The suite never talks to a real provider: scrub keys a developer may have exported.
 for _var in list(os.environ):
@@ -72,8 +75,13 @@ async def api(control_plane: EphemeralStack) -> AsyncIterator[httpx.AsyncClient]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The folder a test lives in says what it needs."""
+    """The folder a test lives in says what it needs; ``unstable`` tests are skipped unless
+    PODIUM_RUN_UNSTABLE=1."""
     for item in items:
         for marker in ("unit", "integration", "e2e", "browser"):
             if f"{os.sep}{marker}{os.sep}" in str(item.path):
                 item.add_marker(marker)
+        unstable = item.get_closest_marker("unstable")
+        if unstable is not None and not RUN_UNSTABLE:
+            why = unstable.kwargs.get("reason", "quarantined")
+            item.add_marker(pytest.mark.skip(reason=f"{why}; PODIUM_RUN_UNSTABLE=1 runs it"))
