@@ -289,6 +289,7 @@ def _voice_loop(
         names=floor.name_of,
         navigation_refused=floor.navigation_refused,
     )
+    ctx.add_shutdown_callback(presenter.aclose)
     return session, presenter
 
 

@@ -12,7 +12,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterable, Callable
-from typing import Any
+from typing import Any, Literal
 
 from livekit import rtc
 from livekit.agents import Agent, ModelSettings, RunContext, ToolError, function_tool, llm, stt
@@ -38,6 +38,7 @@ from .control_plane_client import (
 )
 from .conversation import ConversationSync
 from .narration import Narrator
+from .prefetch import SearchPrefetch
 from .turns import HeardWords
 
 logger = logging.getLogger(__name__)
@@ -153,6 +154,7 @@ class Presenter(Agent):
         super().__init__(instructions=instructions, chat_ctx=chat_ctx)
         self._names = names  # who said each user message (audience.Floor), for the model
         self._deck = deck  # None: a session created without a deck, where the tools refuse
+        self._searches = SearchPrefetch(deck) if deck is not None else None
         self.narrator = narrator  # None: no presentation mode (tests, sessions without a deck)
         self._conversation = conversation
         self._heard = heard
@@ -183,11 +185,18 @@ class Presenter(Agent):
         tools: list[llm.Tool],
         model_settings: ModelSettings,
     ) -> Any:
-        """The framework's LLM step, the model reading who said each user message. The stored
-        messages (transcript, turn log) keep the words alone."""
+        """The framework's LLM step, the model reading who said each user message (the stored
+        messages, transcript and turn log, keep the words alone); a deck search it asks for
+        starts before the tool runs (prefetch.py)."""
         if self._names is not None:
             chat_ctx = _named(chat_ctx, self._names)
-        return Agent.default.llm_node(self, chat_ctx, tools, model_settings)
+        output = Agent.default.llm_node(self, chat_ctx, tools, model_settings)
+        return output if self._searches is None else self._searches.watch(output)
+
+    async def aclose(self) -> None:
+        """Cancel the searches started for tool calls that never came."""
+        if self._searches is not None:
+            await self._searches.aclose()
 
     def _audio_started_at(self, first_frame: list[float]) -> float | None:
         """When the user's audio began, the origin of the recogniser's times: the framework's
@@ -230,7 +239,7 @@ class Presenter(Agent):
             if not topic:
                 raise ToolError("Say which slide: a number, or what it is about.")
             try:
-                found = await self._require_deck().search(topic, k=1, purpose="navigate")
+                found = await self._search(topic, k=1, purpose="navigate")
             except ControlPlaneError as exc:
                 raise _tool_error(exc) from exc
             if not found.hits or not found.covered:
@@ -250,9 +259,8 @@ class Presenter(Agent):
         Args:
             query: The user's question or the topic, in their words.
         """
-        deck = self._require_deck()
         try:
-            return describe_hits(await deck.search(query))
+            return describe_hits(await self._search(query))
         except ControlPlaneError as exc:
             raise _tool_error(exc) from exc
 
@@ -325,6 +333,13 @@ class Presenter(Agent):
             raise ToolError(f"Already on the {edge} slide ({state.index} of {state.count}).")
         moved = await self._change_state(context, "goto", target, expected_version=state.version)
         return describe_state(moved)
+
+    async def _search(
+        self, query: str, k: int = 3, *, purpose: Literal["answer", "navigate"] = "answer"
+    ) -> DeckSearchResult:
+        self._require_deck()
+        assert self._searches is not None  # there is a deck
+        return await self._searches.search(query, k, purpose=purpose)
 
     async def _current(self) -> SlideState:
         deck = self._require_deck()
