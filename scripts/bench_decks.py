@@ -31,7 +31,10 @@ sys.path.insert(0, str(ROOT))
 from pptx import Presentation  # noqa: E402
 
 from control_plane.db import create_pool  # noqa: E402
+from control_plane.decks.converter import PptxConverter  # noqa: E402
 from control_plane.decks.embeddings import LocalMiniLM  # noqa: E402
+from control_plane.decks.extract import pptx_to_pdf  # noqa: E402
+from control_plane.decks.extract_pptx import without_external_links  # noqa: E402
 from shared.devstack.stack import EphemeralStack, TenantKey  # noqa: E402
 from tests.factories import make_pdf, saved  # noqa: E402
 
@@ -87,6 +90,37 @@ async def bench_ingestion(
     total = time.perf_counter() - t0
     assert deck["status"] == "ready", deck
     return {"pages": pages, "accepted_s": accepted, "total_s": total, "slides_per_s": pages / total}
+
+
+async def bench_conversion(pages: int, rounds: int = 3) -> None:
+    """PPTX to PDF alone: a cold ``soffice --convert-to`` per deck against the long-lived office
+    (started before the timed rounds), median of ``rounds``."""
+    package = without_external_links(make_deck("pptx", pages))
+    cold = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        assert await asyncio.to_thread(pptx_to_pdf, package) is not None
+        cold.append(time.perf_counter() - t0)
+    converter = PptxConverter.from_system()
+    if converter is None:
+        print(f"pptx to pdf, {pages} slides: cold soffice {statistics.median(cold):.2f} s")
+        return
+    warm = []
+    try:
+        t0 = time.perf_counter()
+        assert await converter.convert(package) is not None
+        first = time.perf_counter() - t0
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            assert await converter.convert(package) is not None
+            warm.append(time.perf_counter() - t0)
+    finally:
+        await converter.aclose()
+    print(
+        f"pptx to pdf, {pages} slides: cold soffice {statistics.median(cold):.2f} s, "
+        f"long-lived office {statistics.median(warm):.2f} s (its first deck {first:.2f} s)",
+        flush=True,
+    )
 
 
 async def seed_chunks(
@@ -208,6 +242,7 @@ async def run(args: argparse.Namespace, stack: EphemeralStack) -> None:
                     f"= {r['slides_per_s']:.1f} slides/s",
                     flush=True,
                 )
+            await bench_conversion(args.pages)
             spread, single = await seed_chunks(pool, tenant.tenant_id, args.chunks, args.decks)
             label = f"{args.decks} decks x {args.chunks // args.decks} chunks"
             results[label] = await bench_search(api, pool, tenant, spread, args.queries)
