@@ -204,15 +204,16 @@ async def _navigation_profile(
     return profile.titles
 
 
-_query_vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+_query_vectors: OrderedDict[tuple[str, str, str], np.ndarray] = OrderedDict()
 
 
-async def query_vector(embedder: Embedder, text: str) -> np.ndarray:
-    """The question's embedding, computed once per process for each (model, text): the same
-    question comes back (a presenter's retried tool call, listeners asking what others asked,
-    an evaluation run again), and the embedding is most of a search's time. The vector is the
-    one the model gave, so a search answers exactly as it would without the cache."""
-    key = (embedder.model, text)
+async def query_vector(embedder: Embedder, text: str, scope: str = "") -> np.ndarray:
+    """The question's embedding, computed once per process for each (scope, model, text): the
+    same question comes back (a presenter's retried tool call, listeners asking what others
+    asked, an evaluation run again), and the embedding is most of a search's time. The vector
+    is the one the model gave, so a search answers exactly as it would without the cache.
+    ``scope`` (the tenant) keeps one tenant from learning by timing what another asked."""
+    key = (scope, embedder.model, text)
     if (hit := _query_vectors.get(key)) is not None:
         _query_vectors.move_to_end(key)
         return hit
@@ -300,10 +301,11 @@ async def candidates(
     query: str,
     *,
     purpose: Purpose = "answer",
+    scope: str = "",
 ) -> Candidates:
     text = topic_query(query) if purpose == "navigate" else spoken_query(query)
     profile = await deck_profile(pool, embedder, deck_id)
-    vector = await query_vector(embedder, text)
+    vector = await query_vector(embedder, text, scope)
     rows = await repository.search_hits(pool, deck_id, vector, text, CANDIDATES, profile.ts_config)
     navigate = purpose == "navigate"
     titles = await _navigation_profile(pool, embedder, deck_id, profile) if navigate else None
@@ -423,11 +425,12 @@ async def search_deck(
     mode: Mode = "hybrid",
     purpose: Purpose = "answer",
     params: Params | None = None,
+    scope: str = "",
 ) -> SearchOutcome:
     """Slides ranked for ``query``, and whether the best one answers it; ``mode`` isolates one
-    signal (benchmarks compare them)."""
+    signal (benchmarks compare them); ``scope`` as for :func:`query_vector`."""
     params = params or default_params()
-    found = await candidates(pool, embedder, deck_id, query, purpose=purpose)
+    found = await candidates(pool, embedder, deck_id, query, purpose=purpose, scope=scope)
     return decide(found, params, k, mode=mode, purpose=purpose)
 
 

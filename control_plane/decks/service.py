@@ -250,7 +250,9 @@ class DeckService:
         deck = await self._searchable(tenant_id, deck_id)
 
         async def search(query: str, purpose: Purpose, k: int) -> SearchOutcome:
-            return await self._search(deck_id, query, k, purpose, deck["embedding_model"])
+            return await self._search(
+                tenant_id, deck_id, query, k, purpose, deck["embedding_model"]
+            )
 
         results = [
             await evaluate_question(q, deck["slides_total"], search, deck["language"])
@@ -259,11 +261,13 @@ class DeckService:
         return EvalReport(deck_id=str(deck_id), results=results, summary=summarise(results))
 
     async def _search(
-        self, deck_id: UUID, query: str, k: int, purpose: Purpose, model: str
+        self, tenant_id: UUID, deck_id: UUID, query: str, k: int, purpose: Purpose, model: str
     ) -> SearchOutcome:
         embedder = self._embedders[model]
         try:
-            return await search_deck(self._pool, embedder, deck_id, query, k, purpose=purpose)
+            return await search_deck(
+                self._pool, embedder, deck_id, query, k, purpose=purpose, scope=str(tenant_id)
+            )
         except EmbeddingError as exc:
             raise UpstreamUnavailable(str(exc)) from exc
 
@@ -286,7 +290,7 @@ class DeckService:
         purpose: Purpose = "answer",
     ) -> SearchResults:
         deck = await self._searchable(tenant_id, deck_id)
-        found = await self._search(deck_id, query, k, purpose, deck["embedding_model"])
+        found = await self._search(tenant_id, deck_id, query, k, purpose, deck["embedding_model"])
         return SearchResults(
             deck_id=deck_id,
             query=query,

@@ -38,6 +38,15 @@ async def test_a_question_asked_again_is_not_embedded_again(
     assert (first == fresh).all() and not (other == first).all()
 
 
+async def test_tenants_do_not_share_cached_questions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hit is faster: one tenant must not learn by timing what another asked."""
+    monkeypatch.setattr(search, "_query_vectors", OrderedDict())
+    embedder = Counting()
+    await search.query_vector(embedder, "what is the merger price?", "tenant-a")
+    await search.query_vector(embedder, "what is the merger price?", "tenant-b")
+    assert embedder.texts == ["what is the merger price?"] * 2
+
+
 async def test_the_cache_keeps_the_most_recent_questions(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(search, "_query_vectors", OrderedDict())
     monkeypatch.setattr(search, "QUERY_CACHE", 2)
