@@ -209,8 +209,16 @@ async def bench_search(
                 exact = await conn.fetch(sql, deck_id, vec)
                 exact_ms.append((time.perf_counter() - t0) * 1000)
         recalls.append(len({r["id"] for r in approx} & {r["id"] for r in exact}) / 5)
-    return {"http": http_ms, "http_first": first_ms, "http_later": seen_ms, "embed": embed_ms, "dense_sql": dense_ms, "exact_sql": exact_ms,
-            "recall5": statistics.mean(recalls), "distinct": len({q for _, q in qs})}  # fmt: skip
+    return {
+        "http": http_ms,
+        "http_first": first_ms,
+        "http_later": seen_ms,
+        "embed": embed_ms,
+        "dense_sql": dense_ms,
+        "exact_sql": exact_ms,
+        "recall5": statistics.mean(recalls),
+        "distinct": len({q for _, q in qs}),
+    }
 
 
 def plot(results: dict[str, dict[str, list[float] | float]], path: Path) -> None:
