@@ -88,6 +88,17 @@ async def _transitions(api: httpx.AsyncClient, owner: TenantKey, sid: str) -> li
     return list(resp.json()["items"])
 
 
+async def _bearer(
+    api: httpx.AsyncClient, owner: TenantKey, sid: str, role: str, identity: str | None = None
+) -> dict[str, str]:
+    """The Authorization header of a newly minted participant token with ``role``."""
+    body = {"role": role, **({"identity": identity, "name": identity.title()} if identity else {})}
+    resp = await api.post(f"/v1/sessions/{sid}/tokens", headers=owner.headers, json=body)
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["role"] == role
+    return {"Authorization": f"Bearer {resp.json()['token']}"}
+
+
 def _slide(metadata: str) -> dict[str, Any]:
     return dict(json.loads(metadata)["podium"]["slide"])
 
@@ -270,10 +281,7 @@ async def test_participants_navigate_with_their_livekit_token_viewers_cannot(
     assert (moved.json()["index"], moved.json()["changed_by"]) == (2, "participant:ada")
     assert (await _transitions(api, owner, sid))[-1]["actor"] == "participant:ada"
 
-    viewer = await api.post(
-        f"/v1/sessions/{sid}/tokens", headers=owner.headers, json={"role": "viewer"}
-    )
-    watch = {"Authorization": f"Bearer {viewer.json()['token']}"}
+    watch = await _bearer(api, owner, sid, "viewer")
     refused = await api.post("/v1/participant/slide", headers=watch, json={"action": "next"})
     assert refused.status_code == 403
     assert refused.json()["error"] == "role_not_allowed"
@@ -308,18 +316,8 @@ async def test_a_host_locks_navigation_and_participants_cannot_move_until_unlock
     session = await _session(api, owner, deck_id)
     sid = session["session_id"]
     ada = {"Authorization": f"Bearer {session['token']}"}
-
-    async def token(role: str, identity: str) -> dict[str, str]:
-        resp = await api.post(
-            f"/v1/sessions/{sid}/tokens",
-            headers=owner.headers,
-            json={"role": role, "identity": identity, "name": identity.title()},
-        )
-        assert resp.status_code == 201, resp.text
-        assert resp.json()["role"] == role
-        return {"Authorization": f"Bearer {resp.json()['token']}"}
-
-    host, watch = await token("host", "hope"), await token("viewer", "vic")
+    host = await _bearer(api, owner, sid, "host", "hope")
+    watch = await _bearer(api, owner, sid, "viewer", "vic")
 
     async def as_(who: dict[str, str], action: str) -> httpx.Response:
         return await api.post("/v1/participant/slide", headers=who, json={"action": action})
