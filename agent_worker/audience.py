@@ -245,7 +245,12 @@ class TypedQuestions:
         # which must not cancel a refusal queued just before by the next one
         self._handling = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._started = asyncio.Event()  # the session has started: questions can be answered
         room.register_text_stream_handler(CHAT_TOPIC, self._on_stream)
+
+    def ready(self) -> None:
+        """The session has started; questions received before now are answered from here."""
+        self._started.set()
 
     def _on_stream(self, reader: rtc.TextStreamReader, identity: str) -> None:
         task = asyncio.create_task(self._answer(reader, identity), name="typed_question")
@@ -258,6 +263,7 @@ class TypedQuestions:
         if not text or participant is None or not _is_person(participant):
             return
         arrived = time.monotonic()
+        await self._started.wait()
         async with self._handling:
             await self._handle(text, _attribution(participant, typed=True), arrived)
 

@@ -138,6 +138,12 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
         context.avatar,
         vendor_avatar_settings(ctx.proc),
     )
+    # Listening for typed questions before the session starts: a text stream that arrives with no
+    # handler registered is dropped by the SDK, and the page may send one as soon as the
+    # presenter's state says it listens. Questions wait for the start (TypedQuestions.ready).
+    questions = TypedQuestions(ctx.room, session, floor) if context.deck_id is not None else None
+    if questions is not None:
+        ctx.add_shutdown_callback(questions.aclose)
     await session.start(
         agent=presenter,
         room=ctx.room,
@@ -150,9 +156,8 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
         ),
         record=recording_options(context.record),
     )
-    if context.deck_id is not None:  # without a deck there is nothing to answer from
-        questions = TypedQuestions(ctx.room, session, floor)
-        ctx.add_shutdown_callback(questions.aclose)
+    if questions is not None:  # without a deck there is nothing to answer from
+        questions.ready()
     if context.record:
         recording = RecordingSegments(
             session,
