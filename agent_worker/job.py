@@ -29,9 +29,14 @@ from shared.schemas import ConversationMessage, DispatchMetadata, SessionContext
 from shared.settings import WorkerSettings
 
 from .audience import Floor, TypedQuestions, may_speak
-from .avatar.presence import AUDIO_ONLY, attach_avatar
+from .avatar.presence import AUDIO_ONLY, attach_avatar, start_face
 from .config import JobConfig
-from .control_plane_client import ControlPlaneClient, ControlPlaneError, SessionNotFoundError
+from .control_plane_client import (
+    ControlPlaneClient,
+    ControlPlaneError,
+    SessionApi,
+    SessionNotFoundError,
+)
 from .conversation import ConversationSync
 from .liveness import JobHeartbeat
 from .narration import RESUMED, Narrator, slide_state_in
@@ -70,14 +75,18 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
 
     ctx.add_shutdown_callback(close_control_plane)
 
+    # Joining the room does not depend on the session's context: both at once.
+    connecting = asyncio.ensure_future(ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY))
     context = await _load_session(control_plane, metadata)
-    if context is None:
-        ctx.shutdown(reason="session context unavailable")
+    if context is None or context.status == "ended":
+        await asyncio.gather(connecting, return_exceptions=True)  # then leave, connected or not
+        if context is None:
+            ctx.shutdown(reason="session context unavailable")
+        else:
+            logger.info("session has ended, not joining")
+            ctx.shutdown(reason="session ended")
         return
-    if context.status == "ended":
-        logger.info("session has ended, not joining")
-        ctx.shutdown(reason="session ended")
-        return
+    start_face(context.avatar, worker_settings(ctx.proc))  # drawn while the room connects
 
     speech = build_tts(worker_settings(ctx.proc), config, language=context.language)
     ctx.add_shutdown_callback(speech.aclose)
@@ -97,7 +106,7 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
     )
     greeting = _GreetingRenderer(speech, opening)
     ctx.add_shutdown_callback(greeting.aclose)
-    await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
+    await connecting
     try:
         participant = await wait_for_speaker(ctx.room)
     except RuntimeError:  # the room closed before anyone joined (the session was ended)
@@ -105,18 +114,10 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
         ctx.shutdown(reason="room closed before anyone joined")
         return
     # Claim the session before saying a word: a job that was replaced (its worker was taken for
-    # lost and another presents now) must not talk over the one that took over.
+    # lost and another presents now) must not talk over the one that took over. The claim
+    # travels while the voice loop starts; nothing is said until it is answered.
     session_api = control_plane.for_session(metadata.session_id, metadata.credential)
-    try:
-        owner = await session_api.report_alive(ctx.job.id)
-    except ControlPlaneError:
-        owner = True  # the control plane is unreachable: present; the heartbeat settles it later
-    if not owner:
-        logger.warning("another job presents this session; not joining in")
-        ctx.shutdown(reason="another job presents this session")
-        return
-    meter.start()
-    senders.append(meter.aclose)
+    claim = asyncio.ensure_future(_claim(session_api, ctx.job.id))
     # The floor moves between the participants who may speak (audience.py); when the last of
     # them leaves (a page reload, too) the job leaves the room, so the people still in it get a
     # new presenter (see resume.py).
@@ -156,6 +157,12 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
         ),
         record=recording_options(context.record),
     )
+    if not await claim:
+        logger.warning("another job presents this session; not joining in")
+        ctx.shutdown(reason="another job presents this session")
+        return
+    meter.start()
+    senders.append(meter.aclose)
     if questions is not None:  # without a deck there is nothing to answer from
         questions.ready()
     if context.record:
@@ -384,6 +391,15 @@ class _GreetingRenderer:
     async def aclose(self) -> None:
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
+
+
+async def _claim(session_api: SessionApi, job_id: str) -> bool:
+    """Whether this job presents the session (the control plane unreachable: it does; the
+    heartbeat settles it later)."""
+    try:
+        return await session_api.report_alive(job_id)
+    except ControlPlaneError:
+        return True
 
 
 async def _load_session(
