@@ -23,6 +23,7 @@ from livekit.agents import Agent, AgentSession
 from livekit.agents.testing import fake_job_context
 from livekit.agents.voice import room_io
 from livekit.agents.voice.room_io import ATTRIBUTE_PUBLISH_ON_BEHALF
+from livekit.protocol.models import TrackType
 
 from agent_worker.avatar import presence
 from agent_worker.avatar.face import FaceRenderer, Pose
@@ -201,8 +202,18 @@ async def _deckless_session(api: httpx.AsyncClient, tenant: TenantKey) -> dict[s
     return dict(resp.json())
 
 
+async def _streams_of(stack: EphemeralStack, room: str, identity: str) -> dict[int, str]:
+    """The stream each of a participant's tracks is in, by track type, as LiveKit has it."""
+    async with api.LiveKitAPI(
+        stack.livekit.url, stack.livekit.api_key, stack.livekit.api_secret
+    ) as livekit:
+        listed = await livekit.room.list_participants(api.ListParticipantsRequest(room=room))
+    (participant,) = [p for p in listed.participants if p.identity == identity]
+    return {track.type: track.stream for track in participant.tracks}
+
+
 async def test_a_plain_sdk_client_gets_the_presenters_face_with_its_voice(
-    api: httpx.AsyncClient, tenant: TenantKey, worker: ManagedProcess
+    api: httpx.AsyncClient, tenant: TenantKey, worker: ManagedProcess, control_plane: EphemeralStack
 ) -> None:
     session = await _deckless_session(api, tenant)
     client = BareClient()
@@ -219,6 +230,13 @@ async def test_a_plain_sdk_client_gets_the_presenters_face_with_its_voice(
         camera = (presenter, rtc.TrackKind.KIND_VIDEO, rtc.TrackSource.SOURCE_CAMERA)
         assert camera in client.subscribed
         assert {identity for identity, _, _ in client.subscribed} == {presenter}
+        # Voice and face in streams of their own: a receiver does not hold the voice back
+        # until the video can show it (the face leaves the job in step with the voice).
+        streams = await _streams_of(control_plane, client.room.name, presenter)
+        assert streams == {
+            TrackType.AUDIO: presence.VOICE_STREAM,
+            TrackType.VIDEO: presence.FACE_STREAM,
+        }
     finally:
         await client.leave()
         await api.post(f"/v1/sessions/{session['session_id']}/end", headers=tenant.headers)
