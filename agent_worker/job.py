@@ -156,6 +156,10 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
             audio_output=avatar.mode == AUDIO_ONLY,
         ),
         record=recording_options(context.record),
+        # The framework would otherwise let anyone in the room drive this session over the
+        # room (run any text as a turn, read the conversation, swap its IO), past the floor and
+        # the slide lock: tests/e2e/test_session_host.py.
+        session_host=False,
     )
     if not await claim:
         logger.warning("another job presents this session; not joining in")
