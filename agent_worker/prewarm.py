@@ -44,7 +44,10 @@ def prewarm(config: JobConfig, proc: JobProcess) -> None:
     if settings.avatar_provider == "local":
         # the default face, drawn before a job needs it (a tenant's own style is drawn by its
         # job, while it connects)
-        prewarm_face(AvatarStyle(), settings)
+        try:
+            prewarm_face(AvatarStyle(), settings)
+        except Exception:  # the job draws it then, or goes audio-only (presence.attach_avatar)
+            logger.exception("could not draw the default face ahead of a job")
     # No TTS warm-up here: the Piper server is shared by every job process and was warmed when
     # the worker started; a synthesis per new process would compete with live greetings.
     logger.info("job process warmed", extra={"seconds": round(time.monotonic() - started, 2)})

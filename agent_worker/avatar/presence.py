@@ -162,7 +162,9 @@ def _spawn(work: Coroutine[Any, Any, None]) -> None:
 _FaceKey = tuple[str, int, int]
 _drawn: dict[_FaceKey, FaceRenderer] = {}
 """Faces drawn in this job process, by style and size: a process presents one session at a
-time, so this holds the one it prewarmed and the one its job asked for."""
+time, so this holds the one it prewarmed and the one its job asked for (at most ``_MAX_FACES``,
+the oldest dropped)."""
+_MAX_FACES = 4
 _drawing: dict[_FaceKey, asyncio.Future[FaceRenderer]] = {}
 
 
@@ -173,9 +175,16 @@ def _face_key(style: AvatarStyle, settings: WorkerSettings) -> _FaceKey:
 def prewarm_face(style: AvatarStyle, settings: WorkerSettings) -> None:
     """Draw ``style``'s layers now, in an idle process (~150 ms of CPU; ~300 ms in a job that
     is also connecting and rendering its greeting): a job showing that style starts at once."""
-    _drawn[_face_key(style, settings)] = FaceRenderer(
-        style, settings.avatar_width, settings.avatar_height
+    _keep(
+        _face_key(style, settings),
+        FaceRenderer(style, settings.avatar_width, settings.avatar_height),
     )
+
+
+def _keep(key: _FaceKey, renderer: FaceRenderer) -> None:
+    _drawn[key] = renderer
+    while len(_drawn) > _MAX_FACES:
+        del _drawn[next(iter(_drawn))]
 
 
 def start_face(style: AvatarStyle, settings: WorkerSettings) -> None:
@@ -190,7 +199,8 @@ def _draw(style: AvatarStyle, settings: WorkerSettings) -> asyncio.Future[FaceRe
     if key in _drawn:
         return None
     drawing = _drawing.get(key)
-    if drawing is None:
+    if drawing is None or drawing.get_loop() is not asyncio.get_running_loop():
+        # (a drawing started on a loop that has closed since never finishes: start again)
         drawing = asyncio.ensure_future(
             asyncio.to_thread(FaceRenderer, style, settings.avatar_width, settings.avatar_height)
         )
@@ -200,9 +210,10 @@ def _draw(style: AvatarStyle, settings: WorkerSettings) -> asyncio.Future[FaceRe
 
 
 def _drawn_or_forgotten(key: _FaceKey, done: asyncio.Future[FaceRenderer]) -> None:
-    _drawing.pop(key, None)
+    if _drawing.get(key) is done:
+        del _drawing[key]
     if not done.cancelled() and done.exception() is None:  # a failure is raised to the waiter
-        _drawn[key] = done.result()
+        _keep(key, done.result())
 
 
 async def face_for(style: AvatarStyle, settings: WorkerSettings) -> FaceRenderer:
