@@ -75,7 +75,8 @@ async def run_job(config: JobConfig, ctx: JobContext) -> None:
 
     ctx.add_shutdown_callback(close_control_plane)
 
-    # Joining the room does not depend on the session's context: both at once.
+    # Joining the room does not depend on the session's context: both at once (a job for a
+    # session that has ended meanwhile joins and leaves straight away, saying nothing).
     connecting = asyncio.ensure_future(ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY))
     context = await _load_session(control_plane, metadata)
     if context is None or context.status == "ended":

@@ -6,7 +6,7 @@ import logging
 import time
 
 from faster_whisper import WhisperModel  # type: ignore[import-untyped]
-from livekit.agents import JobProcess, vad
+from livekit.agents import JobProcess, tokenize, vad
 from livekit.plugins import silero
 
 from shared.schemas import AvatarStyle
@@ -30,6 +30,9 @@ _VENDOR_KEY = "podium.avatar_vendor"
 def prewarm(config: JobConfig, proc: JobProcess) -> None:
     started = time.monotonic()
     speaking_rate.install()  # the captions' estimate off the loop's critical path
+    # The captions' hyphenator builds its pattern tree on first use (~20 ms idle, a 115-130 ms
+    # stall of the job's loop during a join): build it here, before the greeting needs it.
+    tokenize.basic.hyphenate_word("presenter")
     # Provider choices and keys are read again here, from the environment the worker was started
     # with (already validated there), rather than pickled into JobConfig: secrets stay SecretStr.
     settings = WorkerSettings()
