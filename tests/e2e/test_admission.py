@@ -128,6 +128,10 @@ def _set_limits(fleet: EphemeralStack, tenant: TenantKey, **values: int) -> None
     )
 
 
+@pytest.mark.unstable(
+    reason="failed 2 of 5 fresh-clone suite runs (issue 18): livekit-server answered one of the "
+    "three simultaneous dispatches 'worker not available' and never offered it to the worker"
+)
 async def test_a_burst_past_the_fleet_gets_503s_and_every_201_its_presenter(
     fleet: EphemeralStack, api: httpx.AsyncClient
 ) -> None:
