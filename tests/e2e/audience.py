@@ -17,7 +17,7 @@ from livekit import rtc
 
 from agent_worker.avatar.face import mouth_opening
 from shared.devstack.probe import SPEECH_RMS, frame_rms
-from tests.e2e.speech import espeak, speak
+from tests.e2e.speech import espeak, piper, speak
 
 TRANSCRIPTION_TOPIC = "lk.transcription"
 
@@ -54,8 +54,15 @@ class Audience:
     slides: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     watch: bool = False  # decode the presenter's video into ``frames`` (else unsubscribe it)
     publish: bool = True  # a microphone to ``say`` things into (a viewer's token cannot publish)
+    voice: str = "piper"  # or "espeak", for a speech-to-text that is scripted
+    # what it will say, synthesised while it joins (Piper takes a second or two a sentence), so
+    # that ``say`` starts at once: a barge-in must land while the presenter talks
+    script: tuple[str, ...] = ()
     frames: list[Seen] = field(default_factory=list)
     _source: rtc.AudioSource | None = None
+    _recordings: dict[str, asyncio.Task[tuple[np.ndarray[Any, Any], int]]] = field(
+        default_factory=dict
+    )
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -67,6 +74,8 @@ class Audience:
         self._on_metadata(self.room.metadata)
         if not self.publish:
             return self
+        for text in self.script:
+            self._recording(text)
         self._source = rtc.AudioSource(22050, 1)
         track = rtc.LocalAudioTrack.create_audio_track("mic", self._source)
         await self.room.local_participant.publish_track(
@@ -75,9 +84,9 @@ class Audience:
         return self
 
     async def __aexit__(self, *_: object) -> None:
-        for task in self._tasks:
+        for task in [*self._tasks, *self._recordings.values()]:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._recordings.values(), return_exceptions=True)
         await self.room.disconnect()
 
     # -- what it saw ------------------------------------------------------------------------
@@ -123,14 +132,20 @@ class Audience:
     # -- acting -----------------------------------------------------------------------------
 
     async def say(self, text: str) -> tuple[float, float]:
-        """Speak ``text`` (espeak-ng) in real time; returns when speech started and ended."""
+        """Speak ``text`` in real time, in ``voice``; returns when speech started and ended."""
         assert self._source is not None
-        samples, rate = espeak(text)
-        if rate != self._source.sample_rate:  # espeak speaks at 22.05 kHz
+        samples, rate = await self._recording(text)
+        if rate != self._source.sample_rate:  # both voices speak at 22.05 kHz
             samples = _resample(samples, rate, self._source.sample_rate)
         started = time.perf_counter()
         await speak(self._source, samples)
         return started, started + len(samples) / self._source.sample_rate
+
+    def _recording(self, text: str) -> asyncio.Task[tuple[np.ndarray[Any, Any], int]]:
+        if text not in self._recordings:
+            synthesise = piper if self.voice == "piper" else espeak
+            self._recordings[text] = asyncio.create_task(asyncio.to_thread(synthesise, text))
+        return self._recordings[text]
 
     # -- events -----------------------------------------------------------------------------
 

@@ -74,7 +74,10 @@ async def test_the_face_speaks_with_the_voice_and_shuts_when_interrupted(
     product_deck: ProductDeck, new_session: Sessions, worker: ManagedProcess
 ) -> None:
     session = await new_session(product_deck.deck_id)
-    async with Audience(session["livekit_url"], session["token"], watch=True) as ada:
+    question = ("How much does it cost?",)
+    async with Audience(
+        session["livekit_url"], session["token"], watch=True, script=question
+    ) as ada:
         await ada.until(lambda: len(ada.frames) > 50, 60, "no presenter video")
         agent = _agent_identity(ada)
         assert agent is not None

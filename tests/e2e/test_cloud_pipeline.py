@@ -288,7 +288,7 @@ async def test_cloud_presenter_narrates_yields_answers_and_carries_on(
     asked_before = len(oai.chat_requests)
     eleven.seconds_per_char = QUICK_S_PER_CHAR
     try:
-        async with Audience(session["livekit_url"], session["token"]) as ada:
+        async with Audience(session["livekit_url"], session["token"], voice="espeak") as ada:
             # Greeting and slide 1 in the fake voice; the narrator moves to slide 2 itself.
             await ada.until(lambda: _said(ada.agent_said(), r"^Hello, Ada"), 60, "no greeting")
             await ada.until(lambda: ada.slide["index"] == 2, 60, "the presenter never advanced")

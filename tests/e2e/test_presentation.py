@@ -37,7 +37,8 @@ async def test_the_presenter_narrates_yields_to_a_question_and_carries_on(
 ) -> None:
     session = await new_session(product_deck.deck_id)
     owner = product_deck.owner.headers
-    async with Audience(session["livekit_url"], session["token"]) as ada:
+    spoken = ("How much does it cost?", "Yes please.")
+    async with Audience(session["livekit_url"], session["token"], script=spoken) as ada:
         assert ada.slide["index"] == 1
 
         # Greeting, then slide 1, then the presenter moves to slide 2 itself and narrates it

@@ -81,7 +81,7 @@ async def test_a_spanish_deck_is_presented_and_answered_in_spanish(
     session = resp.json()
     cloud.elevenlabs.seconds_per_char = 0.02
     try:
-        async with Audience(session["livekit_url"], session["token"]) as ada:
+        async with Audience(session["livekit_url"], session["token"], voice="espeak") as ada:
             await ada.until(lambda: _said(ada.agent_said(), r"^Hola"), 60, "no Spanish greeting")
             await ada.until(
                 lambda: "Diapositiva 1: Rutalia: logística sin sorpresas." in ada.agent_said(),
