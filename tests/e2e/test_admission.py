@@ -21,6 +21,7 @@ import httpx
 import pytest
 from livekit.api import LiveKitAPI
 
+from agent_worker.heartbeat import FREED_SLOT_DELAY_S
 from shared.devstack.probe import listen_for_agent_voice
 from shared.devstack.stack import ROOT, EphemeralStack, TenantKey
 from shared.fleet import FleetPolicy, desired_workers
@@ -60,10 +61,19 @@ async def api(fleet: EphemeralStack) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def _until_idle(api: httpx.AsyncClient, timeout_s: float = 30) -> None:
-    """Every slot free and no session open: the previous test's sessions have gone."""
+# A job dispatched for a session the previous test ended at once can reach the worker after the
+# fleet first looks idle; its slot is then reported busy until FREED_SLOT_DELAY_S after it ends
+# (which made the fair-share test refuse a slot it expected, in a CI run). Idle means idle for
+# that long, plus a heartbeat and a dispatch.
+SETTLED_S = FREED_SLOT_DELAY_S + 1.5
+
+
+async def _until_idle(api: httpx.AsyncClient, timeout_s: float = 40) -> None:
+    """Every slot free and no session open, for ``SETTLED_S``: the previous test's sessions
+    and their jobs have gone."""
     deadline = time.monotonic() + timeout_s
     view: dict[str, Any] = {}
+    idle_since: float | None = None
     while time.monotonic() < deadline:
         view = (await api.get("/v1/fleet", headers=OPS)).json()
         if (
@@ -71,7 +81,11 @@ async def _until_idle(api: httpx.AsyncClient, timeout_s: float = 30) -> None:
             and view["free_slots"] == SLOTS
             and view["active_sessions"] == 0
         ):
-            return
+            idle_since = idle_since if idle_since is not None else time.monotonic()
+            if time.monotonic() - idle_since >= SETTLED_S:
+                return
+        else:
+            idle_since = None
         await asyncio.sleep(0.5)
     raise AssertionError(f"the fleet did not settle: {view}")
 
@@ -201,8 +215,12 @@ async def test_one_tenant_cannot_take_the_last_slot_from_another(
     fleet: EphemeralStack, api: httpx.AsyncClient
 ) -> None:
     greedy, newcomer = fleet.create_tenant("greedy"), fleet.create_tenant("newcomer")
-    mine = [(await _create(api, greedy)).json() for _ in range(SLOTS - 1)]
+    mine: list[dict[str, Any]] = []
     try:
+        for _ in range(SLOTS - 1):
+            resp = await _create(api, greedy)
+            assert resp.status_code == 201, resp.text
+            mine.append(resp.json())
         refused = await _create(api, greedy)
         _assert_no_capacity(refused)
         assert "kept for other tenants" in refused.json()["message"]
