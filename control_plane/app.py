@@ -148,6 +148,7 @@ def create_app(settings: ControlPlaneSettings | None = None) -> FastAPI:
             lease_s=settings.ingest_lease_seconds,
             multilingual=multilingual,
             converter=converter,
+            render_processes=settings.render_processes,
         )
         decks = DeckService(
             pool,

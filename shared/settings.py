@@ -197,6 +197,13 @@ class ControlPlaneSettings(_Base):
     max_slides: int = Field(default=300, ge=1, le=5000)
     parse_timeout_seconds: float = Field(default=120, gt=0)
     parse_memory_mb: int = Field(default=2048, ge=256)
+    render_processes: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="Child processes drawing one deck's slide previews between them (each "
+        "bounded by parse_memory_mb); 1 draws them one after another.",
+    )
     max_parallel_parses: int = Field(
         default=2, ge=1, le=64, description="Uploads checked at once; others wait up to 20 s."
     )

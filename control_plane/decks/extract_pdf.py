@@ -145,8 +145,10 @@ def _save_pair(image: Image.Image, full_path: Path, thumb_path: Path) -> None:
     image.save(full_path, IMAGE_FORMAT, quality=IMAGE_QUALITY)
     thumb_width = min(THUMBNAIL_WIDTH, image.width)
     thumb_height = max(1, round(image.height * thumb_width / image.width))
-    # reducing_gap=1.5: a cheap box reduction first, then a short Lanczos pass.
-    thumb = image.resize((thumb_width, thumb_height), Image.Resampling.LANCZOS, reducing_gap=1.5)
+    # reducing_gap=1.0: reduce by the whole factor (a box average, 1.4 ms for 1280 -> 320 px),
+    # then Lanczos for what is left (nothing at 4x). A gap of 1.5 reduced only 2x and spent
+    # ~5 ms per slide on the Lanczos pass, a quarter of rendering a slide.
+    thumb = image.resize((thumb_width, thumb_height), Image.Resampling.LANCZOS, reducing_gap=1.0)
     thumb.save(thumb_path, IMAGE_FORMAT, quality=IMAGE_QUALITY)
 
 
@@ -156,20 +158,28 @@ def render_pdf_pages(
     limits: Limits,
     *,
     on_page: Callable[[int, int], None] | None = None,
+    share: tuple[int, int] = (0, 1),
 ) -> list[tuple[Path, Path]]:
-    """Render each page to ``slide-NNN.jpg`` (``render_width`` wide) and a 320 px thumbnail."""
+    """Render each page to ``slide-NNN.jpg`` (``render_width`` wide) and a 320 px thumbnail.
+    ``share`` (k, n): only every n-th page from the k-th (0-based), so that n processes can
+    render one document between them; ``on_page`` counts this share's pages against the
+    document's."""
+    part, parts = share
+    if not 0 <= part < parts:
+        raise ValueError("share must be (k, n) with 0 <= k < n")
     out_dir.mkdir(parents=True, exist_ok=True)
     rendered: list[tuple[Path, Path]] = []
     with open_pdf(pdf, limits) as document:
         total = len(document)
-        for i in range(total):
+        for i in range(part, total, parts):
             page = _load_page(document, i)
             try:
                 width_pt, height_pt = page.get_size()
                 if not (math.isfinite(width_pt) and math.isfinite(height_pt)):
                     raise ValueError("page size is not finite")
                 scale = _render_scale(width_pt, height_pt, limits.render_width)
-                bitmap = page.render(scale=scale, may_draw_forms=False)
+                # RGB as PIL wants it (PDFium's default is BGR, which to_pil would convert)
+                bitmap = page.render(scale=scale, may_draw_forms=False, rev_byteorder=True)
                 try:
                     image = bitmap.to_pil()
                 finally:
@@ -187,5 +197,5 @@ def render_pdf_pages(
             _save_pair(image, *pair)
             rendered.append(pair)
             if on_page is not None:
-                on_page(i + 1, total)
+                on_page(len(rendered), total)
     return rendered

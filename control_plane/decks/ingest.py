@@ -13,6 +13,7 @@ import contextlib
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from uuid import UUID
 
@@ -56,8 +57,10 @@ class IngestionRunner:
         lease_s: float = 30.0,
         multilingual: Embedder | None = None,
         converter: PptxConverter | None = None,
+        render_processes: int = 1,
     ) -> None:
         self._pool = pool
+        self._render_processes = max(1, render_processes)
         # PPTX to PDF in a long-lived LibreOffice; None: a cold one per deck, in the sandbox.
         self._converter = converter
         self._lease_s = lease_s
@@ -202,10 +205,7 @@ class IngestionRunner:
                 return {}
             data, kind = pdf, "pdf"
         with tempfile.TemporaryDirectory(prefix="podium-render-") as out_dir:
-            pages = await run_bounded(
-                pipeline.render, data, kind, out_dir, self._limits,
-                bounds=self._bounds, on_progress=progress.rendered,
-            )  # fmt: skip
+            pages = await self._render_pages(data, kind, out_dir, progress)
             if pages is None:
                 return {}
             if len(pages) != slide_count:
@@ -220,6 +220,48 @@ class IngestionRunner:
                 await self._storage.put_file(keys[index][0], Path(full))
                 await self._storage.put_file(keys[index][1], Path(thumb))
             return keys
+
+    async def _render_pages(
+        self, data: bytes, kind: str, out_dir: str, progress: _ProgressWriter
+    ) -> list[tuple[str, str]] | None:
+        """A PDF's pages drawn by ``render_processes`` children at once, each taking every n-th
+        page (drawing and encoding is most of a deck's ingestion); a PPTX without the
+        long-lived office by one, which converts it first."""
+        parts = self._render_processes if kind == "pdf" else 1
+        done = [0] * parts
+
+        def counted(part: int) -> Callable[[int, int], None]:
+            def on_page(count: int, total: int) -> None:
+                done[part] = count
+                progress.rendered(sum(done), total)
+
+            return on_page
+
+        results = await asyncio.gather(
+            *(
+                run_bounded(
+                    pipeline.render,
+                    data,
+                    kind,
+                    out_dir,
+                    self._limits,
+                    (part, parts),
+                    bounds=self._bounds,
+                    on_progress=counted(part),
+                )
+                for part in range(parts)
+            ),
+            return_exceptions=True,  # every child done before out_dir goes
+        )
+        shares: list[list[tuple[str, str]]] = []
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+            if result is None:
+                return None
+            shares.append(result)
+        # page i is share i % n's (i // n)-th
+        return [shares[i % parts][i // parts] for i in range(sum(map(len, shares)))]
 
 
 def _sandbox_failure(exc: SandboxFailed) -> tuple[str, str]:

@@ -34,11 +34,20 @@ def sanitised_pptx(data: bytes, *, progress: Progress) -> bytes | None:
 
 
 def render(
-    data: bytes, kind: DeckKind, out_dir: str, limits: Limits, *, progress: Progress
+    data: bytes,
+    kind: DeckKind,
+    out_dir: str,
+    limits: Limits,
+    share: tuple[int, int] = (0, 1),
+    *,
+    progress: Progress,
 ) -> list[tuple[str, str]] | None:
-    """Preview images (full, thumbnail) per slide, or None when previews are unavailable."""
+    """Preview images (full, thumbnail) per slide, or None when previews are unavailable;
+    ``share`` as for :func:`render_pdf_pages` (a PDF only: a PPTX would be converted n times)."""
+    if kind != "pdf" and share != (0, 1):
+        raise ValueError("only a PDF is rendered in shares")
     pdf = data if kind == "pdf" else pptx_to_pdf(data)
     if pdf is None:
         return None
-    pages = render_pdf_pages(pdf, Path(out_dir), limits, on_page=progress)
+    pages = render_pdf_pages(pdf, Path(out_dir), limits, on_page=progress, share=share)
     return [(str(full), str(thumb)) for full, thumb in pages]
