@@ -22,6 +22,7 @@ title counts for more, after expanding common section names.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
@@ -304,8 +305,10 @@ async def candidates(
     scope: str = "",
 ) -> Candidates:
     text = topic_query(query) if purpose == "navigate" else spoken_query(query)
-    profile = await deck_profile(pool, embedder, deck_id)
-    vector = await query_vector(embedder, text, scope)
+    # The question is embedded (in a thread) while a deck's first search reads its profile.
+    profile, vector = await asyncio.gather(
+        deck_profile(pool, embedder, deck_id), query_vector(embedder, text, scope)
+    )
     rows = await repository.search_hits(pool, deck_id, vector, text, CANDIDATES, profile.ts_config)
     navigate = purpose == "navigate"
     titles = await _navigation_profile(pool, embedder, deck_id, profile) if navigate else None
