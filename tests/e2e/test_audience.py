@@ -91,8 +91,9 @@ async def _audience(api: httpx.AsyncClient, owner: dict[str, str], session: dict
         stack.push_async_callback(lambda: _leave(rooms))
         await ada_.until_silent(1.5, 30)
 
-        # Ben asks: the floor is free, he takes it; the answer is his, by name.
-        asked, _ = await ben_.say("So tell me, is there an annual contract?")
+        # Ben asks: the floor is free, he takes it; the answer is his, by name. No comma: Piper
+        # pauses 310 ms at one, near the VAD's end-of-turn silence, which can split the turn.
+        asked, _ = await ben_.say("So tell me is there an annual contract?")
         answer = await ben_.until(
             lambda: [s for s in ben_.agent_said(asked) if "slide 4" in s], 40, "Ben got no answer"
         )
@@ -101,8 +102,10 @@ async def _audience(api: httpx.AsyncClient, owner: dict[str, str], session: dict
 
         # Then Cy: the floor moves to her once Ben's turn is over.
         # A new holder's first words can be lost while the floor moves to them (LiveKit's
-        # speaker detection, then the switch): the request comes after a lead-in.
-        asked, _ = await cy_.say("Okay so now could we please go to the next slide")
+        # speaker detection, then the switch): the request comes after a lead-in. "Next one",
+        # not "next slide": after the switch cut "Okay so", Whisper once wrote "go to the next
+        # flight" from Piper's voice (a fresh-clone run), which asks for no slide.
+        asked, _ = await cy_.say("Okay so now could we please go on to the next one")
         await cy_.until(lambda: cy_.slide.get("index") == 2, 40, "Cy's move did not happen")
         moved = await cy_.until(lambda: cy_.agent_said(asked), 30, "Cy got no answer")
         assert moved[0].startswith("Cy,"), moved
