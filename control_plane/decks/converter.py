@@ -75,6 +75,29 @@ class _Office:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
 
+    async def kill_and_wait(self, grace_s: float = 5.0) -> None:
+        """Kill the group, reap the driver, and wait (bounded) until the office itself is gone:
+        it is no child of ours, and a killed office can take a moment to let go of its memory,
+        which the next office must not share the bound with."""
+        self.kill()
+        await self.process.wait()
+        deadline = asyncio.get_running_loop().time() + grace_s
+        while self.pid and _running(self.pid):
+            if asyncio.get_running_loop().time() > deadline:
+                logger.warning("killed office still running", extra={"pid": self.pid})
+                return
+            await asyncio.sleep(0.02)
+
+
+def _running(pid: int) -> bool:
+    """Whether the process exists and is not a zombie (an orphan waits for init to reap it)."""
+    try:
+        os.kill(pid, 0)
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[-1][:1]
+    except (ProcessLookupError, FileNotFoundError):
+        return False
+    return state not in ("Z", "X")
+
 
 class PptxConverter:
     """Converts sanitised PPTX packages (see ``extract_pptx.without_external_links``) to PDF."""
@@ -156,8 +179,7 @@ class PptxConverter:
                     office.process.stdin.close()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(office.process.wait(), 10)
-                office.kill()
-                await office.process.wait()
+                await office.kill_and_wait()
             shutil.rmtree(self._home, ignore_errors=True)
 
     async def _request(self, source: str, target: str) -> dict[str, Any]:
@@ -215,8 +237,7 @@ class PptxConverter:
     async def _stop(self) -> None:
         office, self._office = self._office, None
         if office is not None:
-            office.kill()
-            await office.process.wait()
+            await office.kill_and_wait()
 
 
 class _OfficeGone(Exception):

@@ -120,11 +120,21 @@ async def close_span(conn: Conn, session_id: UUID, key: str, at: datetime) -> fl
 async def close_session_spans(
     conn: Conn, session_id: UUID, at: datetime
 ) -> list[tuple[str, float]]:
-    """The room finished: every span of the session still open ends. Returns (meter, seconds)."""
+    """The room finished: every span of the session still open ends. Returns (meter, seconds).
+
+    LiveKit stamps a webhook in whole seconds, up to a second before the room really closed,
+    while reads already cut an open span at its session's precise end; so when the session
+    ended within that second, the spans end there too and a finished session's figure does not
+    shrink once the webhook lands."""
     rows = await conn.fetch(
-        """UPDATE usage_spans SET ended_at = greatest($2, started_at)
-           WHERE session_id = $1 AND ended_at IS NULL
-           RETURNING meter, extract(epoch FROM ended_at - started_at)::float8 AS seconds""",
+        """WITH s AS (SELECT ended_at FROM sessions WHERE id = $1)
+           UPDATE usage_spans SET ended_at = greatest(started_at, CASE
+               WHEN s.ended_at >= $2 AND s.ended_at < $2 + interval '1 second' THEN s.ended_at
+               ELSE $2 END)
+           FROM (SELECT 1) AS one LEFT JOIN s ON true
+           WHERE session_id = $1 AND usage_spans.ended_at IS NULL
+           RETURNING meter,
+               extract(epoch FROM usage_spans.ended_at - started_at)::float8 AS seconds""",
         session_id,
         at,
     )

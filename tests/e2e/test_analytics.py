@@ -50,7 +50,8 @@ async def test_a_spoken_session_shows_its_questions_gap_and_drop_off(
     )
     on_deck, off_deck = body["questions"]
     assert "contract" in on_deck["text"].lower() and not on_deck["declined"]
-    assert "cup" in off_deck["text"].lower() and off_deck["declined"]
+    # Whisper once wrote "World Cut" from the real room's audio; the question is still there
+    assert "who won the world" in off_deck["text"].lower() and off_deck["declined"]
     assert on_deck["slide_index"] == off_deck["slide_index"] == 1
     assert [g["question"] for g in body["content_gaps"]] == [off_deck["text"]]
     assert [(n["by"], n["to_index"]) for n in body["navigation"]] == [("voice", 2)]
