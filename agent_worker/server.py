@@ -8,6 +8,7 @@ import logging
 import signal
 from collections.abc import Awaitable
 from functools import partial
+from typing import Any
 
 from livekit.agents import AgentServer
 
@@ -33,8 +34,28 @@ def session_slot_load(max_sessions: int, server: AgentServer) -> float:
     return min(1.0, len(server.active_jobs) / max_sessions)
 
 
+class SlotServer(AgentServer):
+    """An agent server whose load is its share of session slots in use (``session_slot_load``).
+
+    While it answers a job request the framework counts the job as "reserved" and adds an
+    estimate of its load to the current one. With no job running it estimates a job at
+    ``load_threshold / num_idle_processes``, i.e. the whole worker with one warm process: a
+    second request arriving at an idle worker before the first job launched was answered "not
+    available", and livekit-server, finding no other worker, dropped the dispatch, so one of
+    several sessions created at once never got its presenter. Here a job is always one slot.
+    """
+
+    def __init__(self, *, max_sessions: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._slot_load = 1.0 / max_sessions
+
+    def _get_effective_load(self) -> float:
+        return self._worker_load + self._reserved_slots * self._slot_load
+
+
 def build_server(settings: WorkerSettings, job_config: JobConfig) -> AgentServer:
-    server = AgentServer(
+    server = SlotServer(
+        max_sessions=settings.max_sessions,
         ws_url=settings.livekit_url,
         api_key=settings.livekit_api_key,
         api_secret=settings.livekit_api_secret.get_secret_value(),

@@ -142,10 +142,9 @@ def _set_limits(fleet: EphemeralStack, tenant: TenantKey, **values: int) -> None
     )
 
 
-@pytest.mark.unstable(
-    reason="failed 2 of 5 fresh-clone suite runs (issue 18): livekit-server answered one of the "
-    "three simultaneous dispatches 'worker not available' and never offered it to the worker"
-)
+# Quarantined after 2 of 5 fresh-clone suite runs failed: the idle worker answered the second
+# of simultaneous job requests "not available" and livekit-server dropped that dispatch (the
+# framework's load estimate; agent_worker/server.py: SlotServer, tests/unit/test_worker_load.py).
 async def test_a_burst_past_the_fleet_gets_503s_and_every_201_its_presenter(
     fleet: EphemeralStack, api: httpx.AsyncClient
 ) -> None:
