@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, TypedDict
 from uuid import UUID
 
@@ -11,7 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from redis.asyncio import Redis
 
 from control_plane.decks.service import DeckService
-from control_plane.errors import Forbidden, Unauthorized
+from control_plane.errors import POSTGRES_UNAVAILABLE, Forbidden, Unauthorized
 from control_plane.fleet.admission import Admission
 from control_plane.keys.schemas import Scope
 from control_plane.keys.service import Caller, KeyCache, authenticate
@@ -140,19 +141,46 @@ async def _worker_claims(
     """A session credential signed by our ring, of the session's current dispatch (else ``409
     superseded``); a write (any method but GET) once the session's records closed is ``409
     session_ended``."""
-    if credentials is None:
-        raise Unauthorized("Missing worker credential.")
-    try:
-        claims = verify_session_credential(
-            settings.session_credential_key_ring(), credentials.credentials
-        )
-    except CredentialError as exc:
-        raise Unauthorized("The worker credential is invalid or expired.") from exc
+    claims = _verified(settings, credentials)
     await check_binding(pool, settings, claims, write=request.method not in ("GET", "HEAD"))
     return claims
 
 
+def _verified(
+    settings: ControlPlaneSettings, credentials: HTTPAuthorizationCredentials | None
+) -> SessionClaims:
+    if credentials is None:
+        raise Unauthorized("Missing worker credential.")
+    try:
+        return verify_session_credential(
+            settings.session_credential_key_ring(), credentials.credentials
+        )
+    except CredentialError as exc:
+        raise Unauthorized("The worker credential is invalid or expired.") from exc
+
+
 WorkerClaims = Annotated[SessionClaims, Depends(_worker_claims)]
+
+
+@dataclass(frozen=True)
+class Reporter:
+    """A presenting job's liveness report: its verified credential, and whether the credential's
+    dispatch was checked against Postgres (False while Postgres is away)."""
+
+    claims: SessionClaims
+    bound: bool
+
+
+async def _reporter(settings: Settings, pool: Pool, credentials: Bearer) -> Reporter:
+    claims = _verified(settings, credentials)
+    try:
+        await check_binding(pool, settings, claims, write=True)
+    except POSTGRES_UNAVAILABLE:
+        return Reporter(claims, bound=False)
+    return Reporter(claims, bound=True)
+
+
+JobReporter = Annotated[Reporter, Depends(_reporter)]
 
 
 async def _worker_session_id(claims: WorkerClaims) -> UUID:

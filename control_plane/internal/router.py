@@ -11,6 +11,7 @@ from control_plane.conversation import repository as conversation
 from control_plane.decks.search import Purpose
 from control_plane.deps import (
     Decks,
+    JobReporter,
     LiveKit,
     Pool,
     RedisClient,
@@ -19,7 +20,7 @@ from control_plane.deps import (
     WorkerClaims,
     WorkerSessionId,
 )
-from control_plane.errors import Conflict, NotFound, PodiumError, SessionEnded
+from control_plane.errors import Conflict, NotFound, PodiumError, SessionEnded, UpstreamUnavailable
 from control_plane.limits.guards import PresenterSearchLimit, PresenterSlideChangeLimit
 from control_plane.privacy import policy, redact
 from control_plane.recordings import redaction as recording_redaction
@@ -248,7 +249,7 @@ async def escalate(
 @router.post("/{session_id}/alive", status_code=status.HTTP_204_NO_CONTENT)
 async def job_alive(
     session_id: UUID,
-    scope: WorkerSessionId,
+    reporter: JobReporter,
     pool: Pool,
     redis: RedisClient,
     settings: Settings,
@@ -256,8 +257,17 @@ async def job_alive(
 ) -> None:
     """A presenting job reports every few seconds; one that stops is taken as lost and the
     session is sent to another worker. ``409 superseded``: another job presents it now."""
-    _check_scope(scope, session_id)
+    _check_scope(reporter.claims.session_id, session_id)
     liveness = JobLiveness(redis, silence_s=settings.job_silence_seconds)
+    if not reporter.bound:
+        # Postgres is away, so the credential's dispatch is unchecked: the job that already
+        # presents the session keeps it (else every presenter would be taken for lost and
+        # replaced once Postgres is back); any other job waits for Postgres.
+        if await liveness.keep(session_id, body.job_id):
+            return
+        raise UpstreamUnavailable(
+            "A dependency (Postgres) did not answer; retry shortly.", headers={"Retry-After": "2"}
+        )
     if not await liveness.beat(session_id, body.job_id):
         raise Superseded("Another job presents this session now; leave the room.")
     # A presenting job means the session started, even if its agent-joined report was lost.

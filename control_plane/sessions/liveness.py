@@ -51,6 +51,14 @@ class JobLiveness:
         await self._redis.zadd(self._deadlines, {str(session_id): time.time() + self._silence_s})
         return True
 
+    async def keep(self, session_id: UUID, job_id: str) -> bool:
+        """Push the deadline on for the job that already owns the session; False (nothing done)
+        for any other job. For reports whose dispatch cannot be checked right now."""
+        if await self._redis.get(self._owner_key(session_id)) != job_id:
+            return False
+        await self._redis.zadd(self._deadlines, {str(session_id): time.time() + self._silence_s})
+        return True
+
     async def release(self, session_id: UUID) -> None:
         """Forget the owner and the deadline: the next job to report owns the session."""
         await self._redis.delete(self._owner_key(session_id))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from shared.devstack.stack import EphemeralStack
 from tests.conftest import TEST_LOGS
@@ -83,3 +84,48 @@ async def test_a_postgres_restart_answers_503_meanwhile_and_loses_nothing(
     listed = await api.get(f"/v1/sessions/{sid}/transitions", headers=owner.headers)
     versions = [t["version"] for t in listed.json()["items"]]
     assert acknowledged in versions and acknowledged + 1 in versions
+
+
+async def test_the_presenting_job_keeps_its_session_while_postgres_is_away(
+    stack: EphemeralStack, api: httpx.AsyncClient
+) -> None:
+    """A job's liveness report checks its dispatch in Postgres. While Postgres is away the job
+    that already presents the session goes on reporting, so once Postgres is back the watchdog
+    does not take it for lost and replace it; another job claiming the session meanwhile is
+    told to retry, and after the restart it is superseded as before."""
+    owner = stack.create_tenant("pg-restart-alive")
+    created = await api.post("/v1/sessions", headers=owner.headers, json={})
+    assert created.status_code == 201, created.text
+    sid = created.json()["session_id"]
+    job = {"Authorization": f"Bearer {await stack.worker_credential(created.json()['room'])}"}
+    alive = f"/internal/v1/sessions/{sid}/alive"
+    redis = Redis.from_url(stack.redis.url())
+    try:
+        assert (await api.post(alive, headers=job, json={"job_id": "AJ_one"})).status_code == 204
+        before = await redis.zscore("podium:session-deadlines", sid)
+        assert before is not None
+
+        await asyncio.to_thread(stack.postgres.stop)
+        try:
+            kept = await api.post(alive, headers=job, json={"job_id": "AJ_one"})
+            assert kept.status_code == 204, kept.text
+            after = await redis.zscore("podium:session-deadlines", sid)
+            assert after is not None and after > before  # the deadline moved on
+            rival = await api.post(alive, headers=job, json={"job_id": "AJ_two"})
+            assert rival.status_code == 503, rival.text
+            assert rival.json()["error"] == "upstream_unavailable"
+            assert "Retry-After" in rival.headers
+        finally:
+            await asyncio.to_thread(stack.postgres.start)
+
+        deadline = time.monotonic() + 15
+        while (
+            back := await api.post(alive, headers=job, json={"job_id": "AJ_two"})
+        ).status_code == 503:
+            assert time.monotonic() < deadline, "the control plane did not serve again in 15 s"
+            await asyncio.sleep(0.2)
+        assert back.status_code == 409, back.text  # AJ_one still presents it
+        again = await api.post(alive, headers=job, json={"job_id": "AJ_one"})
+        assert again.status_code == 204, again.text
+    finally:
+        await redis.aclose()
