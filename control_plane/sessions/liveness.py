@@ -41,13 +41,20 @@ class JobLiveness:
     def _owner_key(self, session_id: UUID) -> str:
         return f"{self._namespace}:session-job:{session_id}"
 
+    def redispatched_key(self, session_id: UUID) -> str:
+        """Set while a re-dispatch waits for its job (see resume.py): the other signal about
+        the same loss must not send yet another presenter."""
+        return f"{self._namespace}:redispatched:{session_id}"
+
     async def beat(self, session_id: UUID, job_id: str) -> bool:
         """Record that ``job_id`` is presenting; False when another job owns the session."""
         key = self._owner_key(session_id)
-        if not await self._redis.set(key, job_id, nx=True, ex=_OWNER_TTL_SECONDS):
-            owner = await self._redis.get(key)
-            if owner != job_id:
-                return False
+        if await self._redis.set(key, job_id, nx=True, ex=_OWNER_TTL_SECONDS):
+            # A job took the session over: whatever re-dispatch sent it has arrived, and a loss
+            # of this job from now on is a new one.
+            await self._redis.delete(self.redispatched_key(session_id))
+        elif await self._redis.get(key) != job_id:
+            return False
         await self._redis.zadd(self._deadlines, {str(session_id): time.time() + self._silence_s})
         return True
 

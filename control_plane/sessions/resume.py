@@ -27,7 +27,8 @@ logger = logging.getLogger(__name__)
 ROOM_PREFIX = "podium-"
 _SEEN_TTL_SECONDS = 3600
 # After a re-dispatch, the other signal about the same loss (the webhook ~20 s after the
-# watchdog, or the reverse) must not send a third presenter.
+# watchdog, or the reverse) must not send a third presenter: quiet until the new job reports
+# (JobLiveness.beat ends it), or this long when it never does.
 _REDISPATCH_QUIET_SECONDS = 60
 
 
@@ -91,9 +92,14 @@ class Resumer:
             return False  # everyone left too: nobody to present to
         if agents > 0 and not replaced:
             return False  # another presenter is already there
-        quiet = f"podium:redispatched:{session_id}"
+        quiet = self._liveness.redispatched_key(session_id)
         if not await self._redis.set(quiet, cause, nx=True, ex=_REDISPATCH_QUIET_SECONDS):
-            return False  # the other signal about this loss already sent a presenter
+            # The other signal about this loss already sent a presenter that has not reported
+            # yet. The watchdog looks again: should that presenter never arrive, the session is
+            # sent once more when the quiet period is over.
+            if replaced:
+                raise TryLater
+            return False
         try:
             return await self._dispatch(row, cause=cause, detail=detail)
         except BaseException:

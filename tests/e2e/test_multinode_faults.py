@@ -39,9 +39,11 @@ from tests.e2e.audience import Audience
 from tests.e2e.conftest import upload_ready
 from tests.factories import make_product_deck
 
-# Quarantined (2026-12-07): failed in a fresh-clone run of the whole suite (scripts/test) while
-# passing alone; the cause is not found yet (see the issue). PODIUM_RUN_UNSTABLE=1 runs it.
-pytestmark = pytest.mark.unstable(reason="unstable in the full suite (issue 18)")
+# Quarantined from 2026-12-07 (morning) to the evening: it failed when its phases ran faster
+# than 60 s apart. A presenter lost again within 60 s of a re-dispatch was never sent again
+# (the quiet period meant for the other signal about the same loss; resume.py now ends it
+# once the new job reports), and a Postgres restart slower than the job silence period
+# replaced every presenter (the internal alive route keeps the job that owns the session).
 
 OPS = {"Authorization": f"Bearer {DEV_OPS_TOKEN}"}
 QUESTION = "Is there an annual contract?"  # slide 4's notes answer it

@@ -268,8 +268,17 @@ async def test_the_first_job_to_report_owns_the_session_and_a_silent_one_is_clai
         await asyncio.sleep(0.4)
         claims = await asyncio.gather(liveness.claim_silent(), liveness.claim_silent())
         assert sum(session_id in claimed for claimed in claims) == 1  # one replica wins
+        # The session was sent again (resume.py marks the re-dispatch); the job it went to
+        # reports, owns the session, and ends the mark: a loss of that job is a new one.
+        quiet = liveness.redispatched_key(session_id)
+        await redis.set(quiet, "job_silent", ex=60)
         assert await liveness.beat(session_id, "AJ_two")  # released: the next job owns it
+        assert not await redis.exists(quiet)
+        await redis.set(quiet, "agent_left", ex=60)
         assert not await liveness.beat(session_id, "AJ_one")
+        assert await liveness.beat(session_id, "AJ_two")  # the owner's later reports: no change
+        assert await redis.exists(quiet)
+        await redis.delete(quiet)
         await liveness.release(session_id)
     finally:
         await redis.aclose()
