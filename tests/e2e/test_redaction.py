@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -39,7 +40,11 @@ ESPEAK = (
 )
 REASON = f"The caller, {EMAIL}, wants a person to call back."
 ANSWER = f"Of course. A colleague will call you on {PHONE} shortly."
-RAW = (EMAIL, "4111", "555 0132", "555-0132")
+# What must not be stored: the email, and the card's and phone's digits as they were said or
+# written. "4111" only as a group of its own: a turn's metrics hold numbers too (a provider
+# request's start time 1796678229.6841116 failed a plain substring check in a fresh-clone run),
+# and ids hold hex groups ("-4111-" in a UUID).
+RAW = re.compile(re.escape(EMAIL) + r"|4111[ -]?1111|(?<![\w.-])4111(?![\w.-])|555[ -]?0132")
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +139,7 @@ def _rms(x: np.ndarray[Any, Any]) -> float:
 
 
 def _clean(text: str) -> bool:
-    return not any(raw in text for raw in RAW)
+    return RAW.search(text) is None
 
 
 async def test_offline_whisper_path_masks_the_turn_and_silences_the_whole_utterance(
