@@ -55,7 +55,7 @@ class JobLiveness:
             await self._redis.delete(self.redispatched_key(session_id))
         elif await self._redis.get(key) != job_id:
             return False
-        await self._redis.zadd(self._deadlines, {str(session_id): time.time() + self._silence_s})
+        await self._push_deadline(session_id)
         return True
 
     async def keep(self, session_id: UUID, job_id: str) -> bool:
@@ -63,8 +63,11 @@ class JobLiveness:
         for any other job. For reports whose dispatch cannot be checked right now."""
         if await self._redis.get(self._owner_key(session_id)) != job_id:
             return False
-        await self._redis.zadd(self._deadlines, {str(session_id): time.time() + self._silence_s})
+        await self._push_deadline(session_id)
         return True
+
+    async def _push_deadline(self, session_id: UUID) -> None:
+        await self._redis.zadd(self._deadlines, {str(session_id): time.time() + self._silence_s})
 
     async def release(self, session_id: UUID) -> None:
         """Forget the owner and the deadline: the next job to report owns the session."""

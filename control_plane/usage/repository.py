@@ -127,14 +127,11 @@ async def close_session_spans(
     ended within that second, the spans end there too and a finished session's figure does not
     shrink once the webhook lands."""
     rows = await conn.fetch(
-        """WITH s AS (SELECT ended_at FROM sessions WHERE id = $1)
-           UPDATE usage_spans SET ended_at = greatest(started_at, CASE
-               WHEN s.ended_at >= $2 AND s.ended_at < $2 + interval '1 second' THEN s.ended_at
-               ELSE $2 END)
-           FROM (SELECT 1) AS one LEFT JOIN s ON true
-           WHERE session_id = $1 AND usage_spans.ended_at IS NULL
-           RETURNING meter,
-               extract(epoch FROM usage_spans.ended_at - started_at)::float8 AS seconds""",
+        """UPDATE usage_spans SET ended_at = greatest(started_at, coalesce(
+               (SELECT ended_at FROM sessions WHERE id = $1
+                  AND ended_at >= $2 AND ended_at < $2 + interval '1 second'), $2))
+           WHERE session_id = $1 AND ended_at IS NULL
+           RETURNING meter, extract(epoch FROM ended_at - started_at)::float8 AS seconds""",
         session_id,
         at,
     )

@@ -142,9 +142,9 @@ def _set_limits(fleet: EphemeralStack, tenant: TenantKey, **values: int) -> None
     )
 
 
-# Quarantined after 2 of 5 fresh-clone suite runs failed: the idle worker answered the second
+# Once quarantined (it failed 2 of 5 fresh-clone suite runs): the idle worker answered the second
 # of simultaneous job requests "not available" and livekit-server dropped that dispatch (the
-# framework's load estimate; agent_worker/server.py: SlotServer, tests/unit/test_worker_load.py).
+# framework's load estimate; fixed by agent_worker/server.py: SlotServer, see test_worker_load).
 async def test_a_burst_past_the_fleet_gets_503s_and_every_201_its_presenter(
     fleet: EphemeralStack, api: httpx.AsyncClient
 ) -> None:
