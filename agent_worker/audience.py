@@ -41,6 +41,9 @@ logger = logging.getLogger(__name__)
 
 CHAT_TOPIC = "lk.chat"
 MAX_QUESTION_CHARS = 500
+# How long a question waits for its sender to be announced (livekit-server announces a
+# participant who publishes nothing up to 3 s after it joined; see TypedQuestions._sender).
+SENDER_WAIT_SECONDS = 10.0
 TOO_SOON = "{name}, one question at a time, please: ask again in a few seconds."
 VIEWERS_DO_NOT_NAVIGATE = "Viewers cannot move the slides; the presenter and participants can."
 LOCKED = "The host has locked navigation: only the host can move the slides now."
@@ -259,13 +262,40 @@ class TypedQuestions:
 
     async def _answer(self, reader: rtc.TextStreamReader, identity: str) -> None:
         text = (await read_question(reader)).replace("\x00", "").strip()[:MAX_QUESTION_CHARS]
-        participant = self._room.remote_participants.get(identity)
-        if not text or participant is None or not _is_person(participant):
+        if not text:
             return
         arrived = time.monotonic()
+        participant = await self._sender(identity)
+        if participant is None or not _is_person(participant):
+            reason = "not announced" if participant is None else "not a person"
+            logger.info(
+                "typed question dropped: sender %s", reason, extra={"participant": identity}
+            )
+            return
         await self._started.wait()
         async with self._handling:
             await self._handle(text, _attribution(participant, typed=True), arrived)
+
+    async def _sender(self, identity: str) -> rtc.RemoteParticipant | None:
+        """The participant who sent a stream. LiveKit forwards data at once but announces a
+        participant who publishes no media (a viewer) in batches, every 3 s in livekit-server
+        1.13: a viewer's first question can arrive before the viewer does."""
+        known = self._room.remote_participants.get(identity)
+        if known is not None:
+            return known
+        arrived: asyncio.Future[rtc.RemoteParticipant] = asyncio.get_running_loop().create_future()
+
+        def on_connected(participant: rtc.RemoteParticipant) -> None:
+            if participant.identity == identity and not arrived.done():
+                arrived.set_result(participant)
+
+        self._room.on("participant_connected", on_connected)  # no await since the lookup
+        try:
+            return await asyncio.wait_for(arrived, SENDER_WAIT_SECONDS)
+        except TimeoutError:
+            return None
+        finally:
+            self._room.off("participant_connected", on_connected)
 
     async def _handle(self, text: str, who: Attribution, now: float) -> None:
         identity = who.identity
