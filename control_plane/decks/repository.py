@@ -293,34 +293,57 @@ def _array(vector: object) -> np.ndarray:
     return np.asarray(to_numpy() if to_numpy else vector, dtype=np.float32)
 
 
-async def search_hits(
-    conn: Conn, deck_id: UUID, query: np.ndarray, text: str, limit: int, ts_config: str = "english"
+async def dense_hits(
+    conn: Conn, deck_id: UUID, query: np.ndarray, limit: int
 ) -> list[asyncpg.Record]:
-    """Everything deck search scores, in one round trip; ``source`` says what each row is:
+    """The deck's chunks nearest to the query's embedding (``source`` 'dense', the cosine
+    similarity in ``score``): half of what deck search scores, :func:`lexical_hits` the other."""
+    return list(
+        await conn.fetch(
+            """
+            SELECT 'dense' AS source, slide_index, kind, content,
+                   1 - (embedding <=> $2) AS score,
+                   NULL::text[] AS lexemes, NULL::text AS lexeme, NULL::bigint AS df
+            FROM chunks WHERE deck_id = $1 ORDER BY embedding <=> $2 LIMIT $3
+            """,
+            deck_id,
+            query,
+            limit,
+        )
+    )
 
-    - ``dense``: the nearest chunks by embedding (cosine similarity in ``score``);
+
+async def lexical_hits(
+    conn: Conn, deck_id: UUID, text: str, limit: int, ts_config: str = "english"
+) -> list[asyncpg.Record]:
+    """What deck search scores by words, in one round trip that needs no embedding (it runs
+    while the query is embedded); ``source`` says what each row is:
+
     - ``lexical``: chunks sharing words with the query, ``score`` the share of the query's words
       the chunk contains, each weighted by its rarity among the deck's slides (BM25's idf):
       people ask in sentences, so any word may match, but a word on most slides says little;
-    - ``slide``: per slide among the two above, the query's lexemes found anywhere on it;
+    - ``slide``: per slide with any of the query's lexemes, those lexemes;
     - ``term``: per query lexeme, its idf weight (``score``) and on how many slides it is (``df``).
+
+    The deck's chunks are read through the deck's index and matched here: the text index spans
+    every deck, and a common word's entries across all of them cost more than one deck's rows
+    (a query's lexical half took ~1.3 ms a word at 20k chunks, against ~0.2 ms in all).
     """
     return list(
         await conn.fetch(
             r"""
-            WITH dense AS (
-                SELECT slide_index, kind, content, 1 - (embedding <=> $2) AS score
-                FROM chunks WHERE deck_id = $1 ORDER BY embedding <=> $2 LIMIT $4
-            ),
-            terms AS (
+            WITH terms AS (
                 -- each lexeme as a one-word tsquery, quoted so that it is taken as it is
                 SELECT lexeme, ('''' || replace(replace(lexeme, '\', '\\'), '''', '''''')
                                 || '''')::tsquery AS query
-                FROM unnest(tsvector_to_array(to_tsvector($5::regconfig, $3))) AS lexeme
+                FROM unnest(tsvector_to_array(to_tsvector($4::regconfig, $2))) AS lexeme
+            ),
+            deck_chunks AS MATERIALIZED (
+                SELECT id, slide_index, tsv FROM chunks WHERE deck_id = $1
             ),
             matches AS (
                 SELECT c.id, c.slide_index, t.lexeme
-                FROM terms t JOIN chunks c ON c.deck_id = $1 AND c.tsv @@ t.query
+                FROM terms t JOIN deck_chunks c ON c.tsv @@ t.query
             ),
             idf AS (
                 SELECT t.lexeme, count(DISTINCT m.slide_index) AS df,
@@ -334,27 +357,18 @@ async def search_hits(
             lexical AS (
                 SELECT m.id, sum(i.weight) / (SELECT sum(weight) FROM idf) AS score
                 FROM matches m JOIN idf i ON i.lexeme = m.lexeme
-                GROUP BY m.id ORDER BY score DESC LIMIT $4
+                GROUP BY m.id ORDER BY score DESC LIMIT $3
             )
-            SELECT 'dense' AS source, slide_index, kind, content, score,
+            SELECT 'lexical' AS source, c.slide_index, c.kind, c.content, h.score,
                    NULL::text[] AS lexemes, NULL::text AS lexeme, NULL::bigint AS df
-                FROM dense
-            UNION ALL
-            SELECT 'lexical', c.slide_index, c.kind, c.content, h.score, NULL, NULL, NULL
                 FROM lexical h JOIN chunks c ON c.id = h.id
             UNION ALL
             SELECT 'slide', slide_index, NULL, NULL, NULL, array_agg(DISTINCT lexeme), NULL, NULL
-                FROM matches
-                WHERE slide_index IN (
-                    SELECT slide_index FROM dense
-                    UNION SELECT c.slide_index FROM lexical h JOIN chunks c ON c.id = h.id
-                )
-                GROUP BY slide_index
+                FROM matches GROUP BY slide_index
             UNION ALL
             SELECT 'term', NULL, NULL, NULL, weight, NULL, lexeme, df FROM idf
             """,
             deck_id,
-            query,
             text,
             limit,
             ts_config,

@@ -305,11 +305,20 @@ async def candidates(
     scope: str = "",
 ) -> Candidates:
     text = topic_query(query) if purpose == "navigate" else spoken_query(query)
-    # The question is embedded (in a thread) while a deck's first search reads its profile.
-    profile, vector = await asyncio.gather(
-        deck_profile(pool, embedder, deck_id), query_vector(embedder, text, scope)
-    )
-    rows = await repository.search_hits(pool, deck_id, vector, text, CANDIDATES, profile.ts_config)
+
+    # The question is embedded (in a thread) while the deck's profile (a deck's first search)
+    # and the search by words are read: the embedding is most of a search's time.
+    async def by_words() -> tuple[DeckProfile, list[asyncpg.Record]]:
+        profile = await deck_profile(pool, embedder, deck_id)
+        rows = await repository.lexical_hits(pool, deck_id, text, CANDIDATES, profile.ts_config)
+        return profile, rows
+
+    async def by_meaning() -> tuple[np.ndarray, list[asyncpg.Record]]:
+        vector = await query_vector(embedder, text, scope)
+        return vector, await repository.dense_hits(pool, deck_id, vector, CANDIDATES)
+
+    (profile, lexical), (vector, dense_rows) = await asyncio.gather(by_words(), by_meaning())
+    rows = [*dense_rows, *lexical]  # the dense rows first: a lexical chunk's score reads them
     navigate = purpose == "navigate"
     titles = await _navigation_profile(pool, embedder, deck_id, profile) if navigate else None
     scale, shift = SIMILARITY_SCALE.get(embedder.model, (1.0, 0.0))
@@ -317,7 +326,11 @@ async def candidates(
     indexes = (
         set(profile.slides)
         if navigate
-        else {r["slide_index"] for r in rows if r["slide_index"] in profile.slides}
+        else {
+            r["slide_index"]
+            for r in rows
+            if r["source"] in ("dense", "lexical") and r["slide_index"] in profile.slides
+        }
     )
     slides = {
         index: SlideScore(index, profile.slides[index].title, features=dict.fromkeys(FEATURES, 0.0))
