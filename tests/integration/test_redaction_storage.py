@@ -7,6 +7,7 @@ the user spoke personal data whether it arrives before the turn that names them 
 from __future__ import annotations
 
 import io
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -109,7 +110,9 @@ async def test_mask_replaces_each_finding_by_its_type_in_every_record(
     ]
     (escalation,) = escalations
     assert escalation["last_question"] == "Sure, my email is [EMAIL] and my number is [PHONE]."
-    assert "jane.doe" not in str(escalation) and "7946" not in str(escalation)
+    # the phone's digits as a group of their own: an id's hex or a timestamp may hold "7946"
+    assert "jane.doe" not in str(escalation)
+    assert not re.search(r"(?<![\w.-])7946(?![\w.-])|7946 0958", str(escalation))
 
 
 async def test_drop_keeps_no_text_that_held_personal_data(
