@@ -327,7 +327,7 @@ async def lexical_hits(
 
     The deck's chunks are read through the deck's index and matched here: the text index spans
     every deck, and a common word's entries across all of them cost more than one deck's rows
-    (a query's lexical half took ~1.3 ms a word at 20k chunks, against ~0.2 ms in all).
+    (in one plan with 8k chunks in the table: 1.25 ms a word, against ~0.2 ms for all words).
     """
     return list(
         await conn.fetch(
