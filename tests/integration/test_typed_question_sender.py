@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from typing import Any, ClassVar
 
 import pytest
-from livekit import api as lk
 from livekit import rtc
 from livekit.agents import AgentSession, llm
 
@@ -19,6 +17,7 @@ from agent_worker import audience
 from agent_worker.audience import CHAT_TOPIC, Floor, TypedQuestions
 from shared.devstack.stack import EphemeralStack
 from shared.schemas import ROLE_ATTRIBUTE
+from tests.rooms import new_room, room_token
 
 
 class RecordingSession(AgentSession[None]):
@@ -51,29 +50,16 @@ class Watched(TypedQuestions):
 def _token(
     stack: EphemeralStack, room: str, identity: str, *, publish: bool, hidden: bool = False
 ) -> str:
-    grants = lk.VideoGrants(
-        room_join=True, room=room, can_publish=publish, can_publish_data=True, hidden=hidden
+    role = "participant" if publish else "viewer"
+    return room_token(
+        stack,
+        room,
+        identity,
+        name=identity.title(),
+        attributes={ROLE_ATTRIBUTE: role},
+        can_publish=publish,
+        hidden=hidden,
     )
-    return (
-        lk.AccessToken(stack.livekit.api_key, stack.livekit.api_secret)
-        .with_identity(identity)
-        .with_name(identity.title())
-        .with_attributes({ROLE_ATTRIBUTE: "participant" if publish else "viewer"})
-        .with_grants(grants)
-        .to_jwt()
-    )
-
-
-async def _room(stack: EphemeralStack) -> str:
-    name = f"typed-{uuid.uuid4().hex[:8]}"
-    lkapi = lk.LiveKitAPI(
-        stack.livekit.url.replace("ws://", "http://"),
-        stack.livekit.api_key,
-        stack.livekit.api_secret,
-    )
-    await lkapi.room.create_room(lk.CreateRoomRequest(name=name, empty_timeout=30))
-    await lkapi.aclose()
-    return name
 
 
 async def _presenter(
@@ -93,7 +79,7 @@ async def _presenter(
 async def test_viewers_questions_sent_the_moment_they_join_are_answered(
     stack: EphemeralStack,
 ) -> None:
-    name = await _room(stack)
+    name = await new_room(stack, "typed")
     session = RecordingSession()
     Watched.known_on_arrival = []
     ada, presenter, questions = await _presenter(stack, name, session)
@@ -116,7 +102,7 @@ async def test_a_question_from_a_sender_never_announced_is_dropped_with_a_log_li
     stack: EphemeralStack, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(audience, "SENDER_WAIT_SECONDS", 1.0)
-    name = await _room(stack)
+    name = await new_room(stack, "typed")
     session = RecordingSession()
     ada, presenter, questions = await _presenter(stack, name, session)
     ghost = rtc.Room()

@@ -4,29 +4,18 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 
-from livekit import api as lk
 from livekit import rtc
 
 from agent_worker.audience import CHAT_TOPIC, MAX_QUESTION_CHARS, read_question
 from shared.devstack.stack import EphemeralStack
-
-
-def _token(stack: EphemeralStack, room: str, identity: str) -> str:
-    grants = lk.VideoGrants(room_join=True, room=room, can_publish_data=True)
-    return (
-        lk.AccessToken(stack.livekit.api_key, stack.livekit.api_secret)
-        .with_identity(identity)
-        .with_grants(grants)
-        .to_jwt()
-    )
+from tests.rooms import new_room, room_token
 
 
 async def test_a_question_is_read_up_to_its_limit_and_the_rest_is_not_kept(
     stack: EphemeralStack,
 ) -> None:
-    name = f"typed-{uuid.uuid4().hex[:8]}"
+    name = await new_room(stack, "typed")
     asker, presenter = rtc.Room(), rtc.Room()
     read: asyncio.Queue[str] = asyncio.Queue()
 
@@ -40,17 +29,10 @@ async def test_a_question_is_read_up_to_its_limit_and_the_rest_is_not_kept(
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
-    lkapi = lk.LiveKitAPI(
-        stack.livekit.url.replace("ws://", "http://"),
-        stack.livekit.api_key,
-        stack.livekit.api_secret,
-    )
-    await lkapi.room.create_room(lk.CreateRoomRequest(name=name, empty_timeout=30))
-    await lkapi.aclose()
     presenter.register_text_stream_handler(CHAT_TOPIC, handler)
-    await presenter.connect(stack.livekit.url, _token(stack, name, "presenter"))
+    await presenter.connect(stack.livekit.url, room_token(stack, name, "presenter"))
     try:
-        await asker.connect(stack.livekit.url, _token(stack, name, "vic"))
+        await asker.connect(stack.livekit.url, room_token(stack, name, "vic"))
         await asker.local_participant.send_text("Is there an annual contract?", topic=CHAT_TOPIC)
         assert await asyncio.wait_for(read.get(), 20) == "Is there an annual contract?"
 
