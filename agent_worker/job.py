@@ -40,10 +40,13 @@ from .control_plane_client import (
 from .conversation import ConversationSync
 from .liveness import JobHeartbeat
 from .narration import RESUMED, Narrator, slide_state_in
+from .prefetch import SearchPrefetch
 from .presenter import Presenter
 from .prewarm import prewarmed_vad, prewarmed_whisper, vendor_avatar_settings, worker_settings
-from .providers import build_llm, build_stt, build_tts
+from .providers import build_llm, build_stt, build_tts, first_voice_piper
 from .recording import RecordingSegments, recording_options
+from .rehearsal import Rehearsal
+from .responder import OfflineResponder
 from .turns import HeardWords, TurnRecorder
 from .usage import UsageMeter, avatar_mode_of
 
@@ -296,6 +299,19 @@ def _voice_loop(
     senders.append(turns.aclose)
     narrator = Narrator(session, deck, language=context.language)
     ctx.add_shutdown_callback(narrator.aclose)
+    searches = SearchPrefetch(deck)
+    rehearsal = None
+    if isinstance(thinking, OfflineResponder) and (voice := first_voice_piper(speech)):
+        # the responder's next words are known once its tool's result is: said ahead
+        rehearsal = Rehearsal(
+            voice=voice,
+            searches=searches,
+            deck=deck,
+            titles={entry.index: entry.title for entry in context.outline},
+            language=context.language,
+            transforms=session.options.tts_text_transforms or (),
+            navigation_refused=floor.navigation_refused,
+        )
     presenter = Presenter(
         deck=deck,
         narrator=narrator,
@@ -305,6 +321,8 @@ def _voice_loop(
         heard=heard,
         names=floor.name_of,
         navigation_refused=floor.navigation_refused,
+        searches=searches,
+        rehearsal=rehearsal,
     )
     ctx.add_shutdown_callback(presenter.aclose)
     return session, presenter

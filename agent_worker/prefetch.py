@@ -34,7 +34,7 @@ KEEP = 8  # searches kept for a tool call still to come (a discarded generation'
 FRESH_S = 30.0  # a kept search older than this is asked again
 
 
-def _searches_in(call: llm.FunctionToolCall) -> _Key | None:
+def searches_in(call: llm.FunctionToolCall) -> _Key | None:
     """The search a tool call will make (see Presenter.search_slides and goto_slide)."""
     if call.name not in ("search_slides", "goto_slide"):
         return None
@@ -69,7 +69,7 @@ class SearchPrefetch:
             async for chunk in chunks:
                 if isinstance(chunk, llm.ChatChunk) and chunk.delta and chunk.delta.tool_calls:
                     for call in chunk.delta.tool_calls:
-                        if (key := _searches_in(call)) is not None:
+                        if (key := searches_in(call)) is not None:
                             self._start(key)
                 yield chunk
         finally:  # the framework closing this stream closes the model's
@@ -90,6 +90,15 @@ class SearchPrefetch:
             except ControlPlaneError:
                 pass
         return await self._deck.search(query, k, purpose=purpose)
+
+    def started(
+        self, query: str, k: int = 3, *, purpose: Purpose = "answer"
+    ) -> asyncio.Task[DeckSearchResult] | None:
+        """The search started for this query, left for the tool (None if there is none)."""
+        kept = self._searches.get((query, k, purpose))
+        if kept is None or time.monotonic() - kept[0] > FRESH_S:
+            return None
+        return kept[1]
 
     async def aclose(self) -> None:
         tasks = [task for _, task in self._searches.values()]

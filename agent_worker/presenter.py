@@ -12,7 +12,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterable, Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from livekit import rtc
 from livekit.agents import Agent, ModelSettings, RunContext, ToolError, function_tool, llm, stt
@@ -40,6 +40,9 @@ from .conversation import ConversationSync
 from .narration import Narrator
 from .prefetch import SearchPrefetch
 from .turns import HeardWords
+
+if TYPE_CHECKING:
+    from .rehearsal import Rehearsal
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +150,8 @@ class Presenter(Agent):
         heard: HeardWords | None = None,
         names: Callable[[llm.ChatMessage], str | None] | None = None,
         navigation_refused: Callable[[], str | None] | None = None,
+        searches: SearchPrefetch | None = None,
+        rehearsal: Rehearsal | None = None,
     ) -> None:
         instructions = instructions_for(outline or [])
         if names is not None:
@@ -154,7 +159,10 @@ class Presenter(Agent):
         super().__init__(instructions=instructions, chat_ctx=chat_ctx)
         self._names = names  # who said each user message (audience.Floor), for the model
         self._deck = deck  # None: a session created without a deck, where the tools refuse
-        self._searches = SearchPrefetch(deck) if deck is not None else None
+        if searches is None and deck is not None:
+            searches = SearchPrefetch(deck)
+        self._searches = searches
+        self._rehearsal = rehearsal  # the offline responder's next words said ahead (rehearsal.py)
         self.narrator = narrator  # None: no presentation mode (tests, sessions without a deck)
         self._conversation = conversation
         self._heard = heard
@@ -187,14 +195,21 @@ class Presenter(Agent):
     ) -> Any:
         """The framework's LLM step, the model reading who said each user message (the stored
         messages, transcript and turn log, keep the words alone); a deck search it asks for
-        starts before the tool runs (prefetch.py)."""
+        starts before the tool runs (prefetch.py), and the answer it leads to may be rehearsed
+        (rehearsal.py)."""
         if self._names is not None:
             chat_ctx = _named(chat_ctx, self._names)
-        output = Agent.default.llm_node(self, chat_ctx, tools, model_settings)
-        return output if self._searches is None else self._searches.watch(output)
+        output: AsyncIterable[Any] = Agent.default.llm_node(self, chat_ctx, tools, model_settings)
+        if self._searches is not None:
+            output = self._searches.watch(output)
+        if self._rehearsal is not None:
+            output = self._rehearsal.watch(chat_ctx, output)
+        return output
 
     async def aclose(self) -> None:
-        """Cancel the searches started for tool calls that never came."""
+        """Cancel the searches started for tool calls that never came, and any rehearsal."""
+        if self._rehearsal is not None:
+            await self._rehearsal.aclose()
         if self._searches is not None:
             await self._searches.aclose()
 

@@ -124,6 +124,14 @@ def build_tts(
     return _OwningTTSFallback(engines)
 
 
+def first_voice_piper(speech: tts.TTS[Any]) -> PiperTTS | None:
+    """The Piper engine of a chain built by ``build_tts``, when it is the one that speaks
+    (first in the chain): whom a rehearsal asks to synthesize ahead."""
+    if isinstance(speech, _OwningTTSFallback):
+        speech = speech.engines[0]
+    return speech if isinstance(speech, PiperTTS) else None
+
+
 def _local_tts(config: JobConfig, language: str = "en") -> list[tts.TTS[Any]]:
     engines: list[tts.TTS[Any]] = []
     if config.piper_url is not None and language == "en":
@@ -226,9 +234,9 @@ class _OwningTTSFallback(tts.FallbackAdapter):
     def __init__(self, engines: list[tts.TTS[Any]]) -> None:
         # local engines rarely fail transiently: fall through after one retry
         super().__init__(engines, max_retry_per_tts=1)
-        self._engines = engines
+        self.engines = engines
 
     async def aclose(self) -> None:
         await super().aclose()
-        for engine in self._engines:
+        for engine in self.engines:
             await engine.aclose()

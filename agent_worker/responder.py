@@ -73,6 +73,22 @@ def reply_for(chat_ctx: llm.ChatContext, language: str = "en") -> Reply:
     return f"{name}, {lead}"
 
 
+def words_after(
+    chat_ctx: llm.ChatContext, call: FunctionToolCall, output: str, language: str = "en"
+) -> str | None:
+    """What the responder will say once ``call`` (made by it for the turn in ``chat_ctx``)
+    returns ``output``: its next step, known before the tool has run (``rehearsal.py``)."""
+    after = chat_ctx.copy()
+    after.items.append(
+        llm.FunctionCall(call_id=call.call_id, name=call.name, arguments=call.arguments)
+    )
+    after.items.append(
+        llm.FunctionCallOutput(call_id=call.call_id, name=call.name, output=output, is_error=False)
+    )
+    reply = reply_for(after, language)
+    return reply if isinstance(reply, str) and reply else None
+
+
 def _unnamed_reply(chat_ctx: llm.ChatContext, language: str) -> tuple[str | None, Reply]:
     items = chat_ctx.items
     last_user = None

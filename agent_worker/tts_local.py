@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import time
 import wave
+from collections import OrderedDict
 from typing import Never
 
 import httpx
@@ -79,8 +81,22 @@ def _emit_pcm(output_emitter: tts.AudioEmitter, pcm: bytes) -> None:
     output_emitter.flush()
 
 
+REHEARSALS_KEPT = 4
+"""Rehearsed sentences kept for a request still to come; the oldest is dropped past this."""
+REHEARSAL_FRESH_S = 30.0
+"""A rehearsal older than this is not used (the turn it was for is long gone)."""
+
+
+def _spoken_key(text: str) -> str:
+    return " ".join(text.split())
+
+
 class PiperTTS(tts.TTS[Never]):
-    """Piper voice served by ``python -m piper.http_server`` (``POST /synthesize``)."""
+    """Piper voice served by ``python -m piper.http_server`` (``POST /synthesize``).
+
+    A sentence can be *rehearsed*: synthesized before anyone asks for it (see
+    ``rehearsal.py``), so the request that comes for it is answered from what is ready or
+    nearly ready. A rehearsal nobody asks for costs Piper's time and nothing else."""
 
     def __init__(self, *, base_url: str) -> None:
         super().__init__(
@@ -89,6 +105,51 @@ class PiperTTS(tts.TTS[Never]):
             num_channels=NUM_CHANNELS,
         )
         self._client = httpx.AsyncClient(base_url=base_url, verify=tls_context())
+        self._rehearsed: OrderedDict[str, tuple[float, asyncio.Task[bytes]]] = OrderedDict()
+        self.rehearsals = 0  # sentences rehearsed
+        self.rehearsals_used = 0  # requests answered from a rehearsal
+
+    def rehearse(self, text: str) -> None:
+        """Start synthesizing ``text``, likely to be asked for soon; the request for the same
+        words (whitespace aside) then waits for this one instead of starting its own."""
+        key = _spoken_key(text)
+        if not key:
+            return
+        kept = self._rehearsed.get(key)
+        if kept is not None and _usable(kept):
+            self._rehearsed.move_to_end(key)
+            return
+        task = asyncio.create_task(self._pcm(text, DEFAULT_API_CONNECT_OPTIONS.timeout))
+        task.add_done_callback(_retrieve)
+        self._rehearsed[key] = (time.monotonic(), task)
+        self.rehearsals += 1
+        while len(self._rehearsed) > REHEARSALS_KEPT:
+            _, (_, oldest) = self._rehearsed.popitem(last=False)
+            oldest.cancel()
+
+    async def _spoken(self, text: str, seconds: float) -> bytes:
+        """``text``'s PCM: a rehearsal of it if there is a usable one, else a new request."""
+        kept = self._rehearsed.pop(_spoken_key(text), None)
+        if kept is not None and _usable(kept):
+            try:
+                pcm = await kept[1]  # a barge-in cancelling the stream cancels it too
+            except APIError:
+                pass  # asked again below, and its error is the request's
+            else:
+                self.rehearsals_used += 1
+                return pcm
+        return await self._pcm(text, seconds)
+
+    async def _pcm(self, text: str, seconds: float) -> bytes:
+        try:
+            response = await self._client.post("/synthesize", json={"text": text}, timeout=seconds)
+        except httpx.TimeoutException as exc:
+            raise APITimeoutError("piper did not answer in time") from exc
+        except httpx.TransportError as exc:
+            raise APIConnectionError("piper is unreachable") from exc
+        if response.status_code != httpx.codes.OK:
+            raise APIStatusError("piper failed to synthesize", status_code=response.status_code)
+        return pcm_from_wav(response.content)
 
     @property
     def provider(self) -> str:
@@ -104,28 +165,35 @@ class PiperTTS(tts.TTS[Never]):
         return _PiperStream(tts=self, input_text=text, conn_options=conn_options)
 
     async def aclose(self) -> None:
+        tasks = [task for _, task in self._rehearsed.values()]
+        self._rehearsed.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self._client.aclose()
+
+
+def _usable(kept: tuple[float, asyncio.Task[bytes]]) -> bool:
+    started, task = kept
+    if time.monotonic() - started > REHEARSAL_FRESH_S or task.cancelled():
+        return False
+    return not task.done() or task.exception() is None
+
+
+def _retrieve(task: asyncio.Task[bytes]) -> None:
+    """A rehearsal nobody asked for must not log 'exception never retrieved'."""
+    if not task.cancelled():
+        task.exception()
 
 
 class _PiperStream(tts.ChunkedStream):
     def __init__(self, *, tts: PiperTTS, input_text: str, conn_options: APIConnectOptions) -> None:
         super().__init__(tts=tts, input_text=input_text, conn_options=conn_options)
-        self._client = tts._client
+        self._piper = tts
 
     async def _run(self, output_emitter: tts.AudioEmitter) -> None:
-        try:
-            response = await self._client.post(
-                "/synthesize",
-                json={"text": self.input_text},
-                timeout=self._conn_options.timeout,
-            )
-        except httpx.TimeoutException as exc:
-            raise APITimeoutError("piper did not answer in time") from exc
-        except httpx.TransportError as exc:
-            raise APIConnectionError("piper is unreachable") from exc
-        if response.status_code != httpx.codes.OK:
-            raise APIStatusError("piper failed to synthesize", status_code=response.status_code)
-        _emit_pcm(output_emitter, pcm_from_wav(response.content))
+        pcm = await self._piper._spoken(self.input_text, self._conn_options.timeout)
+        _emit_pcm(output_emitter, pcm)
 
 
 class EspeakTTS(tts.TTS[Never]):
