@@ -163,6 +163,7 @@ class Presenter(Agent):
             searches = SearchPrefetch(deck)
         self._searches = searches
         self._rehearsal = rehearsal  # the offline responder's next words said ahead (rehearsal.py)
+        self.llm_steps = 0  # model requests, the discarded preemptive ones included
         self.narrator = narrator  # None: no presentation mode (tests, sessions without a deck)
         self._conversation = conversation
         self._heard = heard
@@ -197,6 +198,7 @@ class Presenter(Agent):
         messages, transcript and turn log, keep the words alone); a deck search it asks for
         starts before the tool runs (prefetch.py), and the answer it leads to may be rehearsed
         (rehearsal.py)."""
+        self.llm_steps += 1
         if self._names is not None:
             chat_ctx = _named(chat_ctx, self._names)
         output: AsyncIterable[Any] = Agent.default.llm_node(self, chat_ctx, tools, model_settings)
@@ -208,6 +210,7 @@ class Presenter(Agent):
 
     async def aclose(self) -> None:
         """Cancel the searches started for tool calls that never came, and any rehearsal."""
+        logger.info("presenter steps", extra={"llm_steps": self.llm_steps})
         if self._rehearsal is not None:
             await self._rehearsal.aclose()
         if self._searches is not None:

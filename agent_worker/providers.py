@@ -44,7 +44,9 @@ def build_stt(
     local Whisper is tiny.en, English only (docs/languages.md)."""
     local = WhisperSTT(whisper)
     if settings.stt_provider == "local":
-        return SpeculativeStreamAdapter(stt=local, vad=speech_detector)
+        return SpeculativeStreamAdapter(
+            stt=local, vad=speech_detector, preflight=settings.stt_preflight
+        )
     closers: list[Callable[[], Awaitable[None]]] = [local.aclose]
     cloud: stt.STT[Any]
     if settings.stt_provider == "deepgram":

@@ -6,6 +6,13 @@ user has been silent for ``SPECULATE_AFTER_SECONDS``, the utterance so far is tr
 background; if the silence lasts until the VAD ends the utterance, that transcript is the
 final one, already done or nearly so. If the user speaks again first, the guess is dropped and
 the utterance goes on. The cost is a transcription per pause longer than the threshold.
+
+A guess that is done while the silence still holds is also sent at once as a preflight
+transcript: the framework starts its preemptive generation on it (the model's first step, the
+deck search it asks for, the answer's first sentence rehearsed: see ``rehearsal.py``) while the
+VAD is still waiting out the silence, and adopts that generation when the final transcript says
+the same. A guess overtaken by more speech costs that generation too; the framework bounds them
+(three a turn) and cancels a stale one when the next transcript differs.
 """
 
 from __future__ import annotations
@@ -13,17 +20,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from typing import Any
 
 from livekit import rtc
 from livekit.agents import APIConnectOptions, stt, utils
 from livekit.agents.stt.stream_adapter import StreamAdapterWrapper
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
-from livekit.agents.vad import VADEventType
+from livekit.agents.vad import VAD, VADEventType
 
 SPECULATE_AFTER_SECONDS = 0.1
 
 
 class SpeculativeStreamAdapter(stt.StreamAdapter):
+    def __init__(self, *, stt: stt.STT[Any], vad: VAD, preflight: bool = True) -> None:
+        """``preflight``: send a guess that is done before the silence ends the utterance."""
+        super().__init__(stt=stt, vad=vad)
+        self._send_preflight = preflight
+
     def stream(
         self,
         *,
@@ -32,6 +45,7 @@ class SpeculativeStreamAdapter(stt.StreamAdapter):
     ) -> stt.RecognizeStream:
         return _SpeculativeStream(
             self,
+            preflight=self._send_preflight,
             vad=self._vad,
             wrapped_stt=self._stt,
             language=language,
@@ -40,6 +54,10 @@ class SpeculativeStreamAdapter(stt.StreamAdapter):
 
 
 class _SpeculativeStream(StreamAdapterWrapper):
+    def __init__(self, *args: Any, preflight: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._send_preflight = preflight
+
     async def _run(self) -> None:
         vad_stream = self._vad.stream()
 
@@ -69,6 +87,8 @@ class _SpeculativeStream(StreamAdapterWrapper):
                         guess = None
                     elif guess is None and event.raw_accumulated_silence >= SPECULATE_AFTER_SECONDS:
                         guess = asyncio.create_task(self._transcribe(list(utterance)))
+                        if self._send_preflight:
+                            guess.add_done_callback(self._preflight)
                 elif event.type == VADEventType.END_OF_SPEECH:
                     speech_end_time = (
                         time.time() - event.silence_duration - event.inference_duration
@@ -99,6 +119,18 @@ class _SpeculativeStream(StreamAdapterWrapper):
         finally:
             await utils.aio.cancel_and_wait(*tasks)
             await vad_stream.aclose()
+
+    def _preflight(self, guess: asyncio.Task[stt.SpeechEvent]) -> None:
+        """A guess done before the speech resumed: the transcript to prepare a reply for."""
+        if guess.cancelled() or guess.exception() is not None or self._event_ch.closed:
+            return
+        alternatives = guess.result().alternatives
+        if alternatives and alternatives[0].text:
+            self._event_ch.send_nowait(
+                stt.SpeechEvent(
+                    type=stt.SpeechEventType.PREFLIGHT_TRANSCRIPT, alternatives=[alternatives[0]]
+                )
+            )
 
     async def _finish(
         self, guess: asyncio.Task[stt.SpeechEvent] | None, frames: list[rtc.AudioFrame]

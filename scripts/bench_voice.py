@@ -358,6 +358,32 @@ def whisper_starts(log: Path) -> list[float]:
     return starts
 
 
+def job_totals(log: Path, jobs: int) -> dict[str, int]:
+    """What the worker's ``jobs`` reported as they ended (waiting a little for the last): the
+    presenter's model requests (discarded preemptive ones included) and the answers rehearsed
+    and used (agent_worker/rehearsal.py)."""
+    totals = {"jobs": 0, "llm_steps": 0, "made": 0, "used": 0}
+    deadline = time.monotonic() + 15
+    text = ""
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        if text.count('"presenter steps"') >= jobs:
+            break
+        time.sleep(0.5)
+    totals["jobs"] = text.count('"presenter steps"')
+    for line in text.splitlines():
+        if '"presenter steps"' not in line and '"rehearsals"' not in line:
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        for key in totals:
+            if isinstance(record.get(key), int):
+                totals[key] += record[key]
+    return totals
+
+
 def attach_whisper(turns: list[Turn], starts: list[float]) -> None:
     """The last transcription that started after the utterance began and before 'thinking'."""
     for turn in turns:
@@ -433,6 +459,8 @@ def main() -> None:
         stack.start_worker("worker", **worker_env)
         turns = asyncio.run(measure(stack.api_url, tenant, args))
         attach_whisper(turns, whisper_starts(stack.logs / "worker.log"))
+        sessions = 1 + -(-args.turns // args.turns_per_session)  # the warm-up's too
+        totals = job_totals(stack.logs / "worker.log", sessions)
 
     total = [t.total_ms for t in turns if t.total_ms is not None]
     missed = len(turns) - len(total)
@@ -460,6 +488,11 @@ def main() -> None:
                 f"{label:<34} {len(values):>3} {pct(values, 0.5):>8.0f} "
                 f"{pct(values, 0.95):>8.0f} {statistics.mean(values):>8.0f}"
             )
+    print(
+        f"{totals['jobs']} jobs reported: {totals['llm_steps']} model requests for "
+        f"{len(turns)} turns and the warm-up's one (a tool turn takes 2); "
+        f"answers rehearsed {totals['made']}, used {totals['used']}"
+    )
     if total:
         plot(turns, args.plot)
         print(f"plot: {args.plot}")

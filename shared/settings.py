@@ -478,6 +478,13 @@ class WorkerSettings(_Base):
     interruption_min_seconds: float = Field(
         default=0.4, ge=0.05, le=5.0, description="Speech that interrupts the agent (barge-in)."
     )
+    stt_preflight: bool = Field(
+        default=True,
+        description="Local Whisper: send the transcript guessed during the end-of-turn silence "
+        "as a preflight, so the reply is prepared before the turn ends (the offline responder's "
+        "answer is rehearsed then). With a cloud LLM, a guess the user talks on past costs one "
+        "discarded request (at most three a turn).",
+    )
     vad_min_silence_seconds: float = Field(
         default=0.35,
         ge=0.1,

@@ -65,11 +65,11 @@ def _silence(seconds: float) -> np.ndarray[Any, np.dtype[np.int16]]:
 
 
 async def _run(
-    vad: silero.VAD, audio: np.ndarray[Any, Any], delay_s: float
+    vad: silero.VAD, audio: np.ndarray[Any, Any], delay_s: float, *, preflight: bool = True
 ) -> tuple[MeasuringSTT, list[tuple[float, stt.SpeechEvent]]]:
     """Push ``audio`` in real time; the events with when they arrived."""
     recorder = MeasuringSTT(delay_s)
-    stream = SpeculativeStreamAdapter(stt=recorder, vad=vad).stream()
+    stream = SpeculativeStreamAdapter(stt=recorder, vad=vad, preflight=preflight).stream()
     events: list[tuple[float, stt.SpeechEvent]] = []
 
     async def read() -> None:
@@ -89,8 +89,15 @@ async def _run(
     return recorder, events
 
 
+PREFLIGHT = stt.SpeechEventType.PREFLIGHT_TRANSCRIPT
+
+
 def _types(events: list[tuple[float, stt.SpeechEvent]]) -> list[stt.SpeechEventType]:
-    return [event.type for _, event in events]
+    return [event.type for _, event in events if event.type != PREFLIGHT]
+
+
+def _preflights(events: list[tuple[float, stt.SpeechEvent]]) -> list[tuple[float, str]]:
+    return [(at, event.alternatives[0].text) for at, event in events if event.type == PREFLIGHT]
 
 
 async def test_the_transcript_is_ready_when_the_silence_ends_the_utterance(
@@ -108,8 +115,26 @@ async def test_the_transcript_is_ready_when_the_silence_ends_the_utterance(
     assert len(speech) / RATE <= heard < len(speech) / RATE + 0.5
     # Transcribed while the VAD was still waiting out its 350 ms: the final came well before
     # end-of-speech + the STT's 250 ms.
-    ended_at, final_at = events[1][0], events[2][0]
+    ended_at = next(at for at, e in events if e.type == stt.SpeechEventType.END_OF_SPEECH)
+    final_at = next(at for at, e in events if e.type == stt.SpeechEventType.FINAL_TRANSCRIPT)
     assert final_at - ended_at < 0.2
+
+
+async def test_a_guess_done_within_the_silence_is_sent_first_as_a_preflight(
+    vad: silero.VAD,
+) -> None:
+    speech = _speech("How much does it cost?")
+    audio = np.concatenate([speech, _silence(1.0)])
+    _, events = await _run(vad, audio, delay_s=0.05)
+    [(preflight_at, guessed)] = _preflights(events)
+    ended_at = next(at for at, e in events if e.type == stt.SpeechEventType.END_OF_SPEECH)
+    final = next(e for _, e in events if e.type == stt.SpeechEventType.FINAL_TRANSCRIPT)
+    # The reply can be prepared before the VAD has waited out its silence, on the very words
+    # the final transcript then carries (the framework adopts a preemptive reply only then).
+    assert preflight_at < ended_at
+    assert guessed == final.alternatives[0].text
+    _, quiet = await _run(vad, audio, delay_s=0.05, preflight=False)
+    assert not _preflights(quiet)
 
 
 async def test_a_pause_then_more_words_drops_the_guess_and_keeps_the_whole_utterance(
@@ -123,3 +148,7 @@ async def test_a_pause_then_more_words_drops_the_guess_and_keeps_the_whole_utter
     assert len(recorder.calls) >= 2  # the guess made in the pause, then the one that counted
     heard = float(finals[0].alternatives[0].text)
     assert heard >= (len(first) + len(second)) / RATE  # both parts, not the guess's half
+    # The guess made in the pause went out as a preflight; the final says more, so the
+    # framework drops the reply prepared on it.
+    guesses = [float(text) for _, text in _preflights(events)]
+    assert guesses and min(guesses) < heard
