@@ -34,15 +34,21 @@ KEEP = 8  # searches kept for a tool call still to come (a discarded generation'
 FRESH_S = 30.0  # a kept search older than this is asked again
 
 
-def searches_in(call: llm.FunctionToolCall) -> _Key | None:
-    """The search a tool call will make (see Presenter.search_slides and goto_slide)."""
-    if call.name not in ("search_slides", "goto_slide"):
-        return None
+def tool_arguments(call: llm.FunctionToolCall) -> dict[str, Any] | None:
+    """The arguments a tool call streamed out with; None when they are not a JSON object."""
     try:
         arguments = json.loads(call.arguments or "{}")
     except ValueError:
         return None
-    if not isinstance(arguments, dict):
+    return arguments if isinstance(arguments, dict) else None
+
+
+def searches_in(call: llm.FunctionToolCall) -> _Key | None:
+    """The search a tool call will make (see Presenter.search_slides and goto_slide)."""
+    if call.name not in ("search_slides", "goto_slide"):
+        return None
+    arguments = tool_arguments(call)
+    if arguments is None:
         return None
     if call.name == "search_slides" and isinstance(query := arguments.get("query"), str):
         return (query, 3, "answer")

@@ -18,7 +18,6 @@ turn that goes on) costs one synthesis nobody uses; the job logs how many were m
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from typing import Any
@@ -30,9 +29,10 @@ from livekit.agents.voice.transcription.text_transforms import (
 )
 
 from shared.intents import relative_target
+from shared.schemas import DeckSearchResult
 
 from .control_plane_client import ControlPlaneError, SessionApi
-from .prefetch import SearchPrefetch, searches_in
+from .prefetch import SearchPrefetch, searches_in, tool_arguments
 from .presenter import describe_hits, describe_state
 from .responder import words_after
 from .tts_local import PiperTTS
@@ -123,11 +123,8 @@ class Rehearsal:
             return None
         if self._navigation_refused is not None and self._navigation_refused() is not None:
             return None
-        try:
-            arguments = json.loads(call.arguments or "{}")
-        except ValueError:
-            return None
-        if not isinstance(arguments, dict):
+        arguments = tool_arguments(call)
+        if arguments is None:
             return None
         target: int | None = None
         if call.name == "goto_slide":
@@ -153,7 +150,7 @@ class Rehearsal:
         landed = state.model_copy(update={"index": target, "title": self._titles.get(target)})
         return describe_state(landed)
 
-    async def _started_search(self, call: llm.FunctionToolCall) -> Any:
+    async def _started_search(self, call: llm.FunctionToolCall) -> DeckSearchResult | None:
         key = searches_in(call)
         task = None if key is None else self._searches.started(key[0], key[1], purpose=key[2])
         if task is None:
